@@ -1,0 +1,1 @@
+"""VideoScene GPU backend (import name: videoscene_backend)."""

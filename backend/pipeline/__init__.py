@@ -1,0 +1,1 @@
+"""Job kinds and their handlers (build_scene, load_scene, render_video)."""

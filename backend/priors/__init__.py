@@ -1,0 +1,37 @@
+"""Prior selection: `auto` = NoPoSplat when its checkpoint is present, else the embedded stereo prior."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+
+from .base import GaussianPrior
+
+PRIOR_NAMES = ("auto", "stereo", "noposplat")
+
+
+def select_prior(name: str, checkpoints_dir: Path) -> tuple[GaussianPrior, str]:
+    """Return (prior, reason). The reason goes into the result metadata verbatim."""
+    if name not in PRIOR_NAMES:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"Unknown prior {name!r}.",
+            f"Use one of: {', '.join(PRIOR_NAMES)}.",
+        )
+    if name in ("auto", "noposplat"):
+        from .noposplat.checkpoint import find_checkpoint
+
+        checkpoint = find_checkpoint(checkpoints_dir)
+        if checkpoint is not None:
+            from .noposplat.prior import NoPoSplatPrior
+
+            return NoPoSplatPrior(checkpoint), f"NoPoSplat checkpoint found at {checkpoint}"
+        if name == "noposplat":
+            from .noposplat.checkpoint import missing_checkpoint_error
+
+            raise missing_checkpoint_error(checkpoints_dir)
+    from .stereo import StereoPrior
+
+    reason = "requested" if name == "stereo" else "no NoPoSplat checkpoint found; using the embedded stereo prior"
+    return StereoPrior(), reason

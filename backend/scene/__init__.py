@@ -1,0 +1,1 @@
+"""Gaussian scenes: the type, PLY files, the default flythrough."""

@@ -1,0 +1,1 @@
+"""The distilled video model (VideoScene one-step refinement on CogVideoX-Interpolation)."""

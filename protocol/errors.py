@@ -1,0 +1,58 @@
+"""Error codes shared by the backend and every client.
+
+Each error carries a code (stable, machine-readable), a message (what went wrong) and a hint
+(what the user can do about it). docs/protocol.md lists every code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    # Framing and envelope
+    BAD_MESSAGE = "bad_message"  # malformed multipart / envelope fields
+    BAD_JSON = "bad_json"  # envelope frame is not UTF-8 JSON object
+    UNKNOWN_TYPE = "unknown_type"  # message type not in the protocol
+    VERSION_MISMATCH = "version_mismatch"  # protocol versions differ (both named)
+    SHAPE_MISMATCH = "shape_mismatch"  # declared dtype/shape does not match the buffer
+    MESSAGE_TOO_LARGE = "message_too_large"
+    # Jobs
+    UNKNOWN_JOB = "unknown_job"
+    UNKNOWN_JOB_KIND = "unknown_job_kind"
+    UNKNOWN_SCENE = "unknown_scene"
+    QUEUE_FULL = "queue_full"
+    CANCELLED = "cancelled"
+    BAD_PARAMS = "bad_params"  # a parameter is missing, of the wrong type or out of range
+    BAD_IMAGE = "bad_image"  # undecodable, too small, too large, wrong channel count
+    BAD_CAMERA = "bad_camera"  # non-rigid c2w, bad intrinsics, no animation
+    NOT_IMPLEMENTED = "not_implemented"
+    # Models and pipeline
+    PRIOR_FAILED = "prior_failed"  # reconstruction failed; message names the cause
+    WEIGHTS_MISSING = "weights_missing"
+    WEIGHTS_INVALID = "weights_invalid"  # wrong keys / shapes / format
+    OUT_OF_MEMORY = "out_of_memory"
+    INTERNAL = "internal"
+    # Client side only
+    BACKEND_DEAD = "backend_dead"  # heartbeats missed
+    TIMEOUT = "timeout"
+
+
+class VideoSceneError(Exception):
+    """An error with a code, a message and a hint; the same shape travels on the wire."""
+
+    def __init__(self, code: ErrorCode | str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message, "hint": self.hint}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VideoSceneError:
+        return cls(data.get("code", ErrorCode.INTERNAL), data.get("message", ""), data.get("hint", ""))
+
+    def __str__(self) -> str:
+        return f"[{self.code.value}] {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
