@@ -1,0 +1,78 @@
+"""Memory and speed modes for the video model, chosen per job.
+
+The seed's demo needs about 65 GB; users have 12-24 GB cards that Blender may share. Modes:
+    auto      pick by free GPU memory (CPU: fp32)
+    bf16      everything resident on the GPU in bfloat16 (fastest, most memory)
+    fp16      as bf16 in float16 (older GPUs without bf16)
+    balanced  bf16 + VAE tiling and slicing
+    low       bf16 + whole-model CPU offload between stages + VAE tiling/slicing
+    lowest    bf16 + block-level group offload of the transformer (diffusers hooks) + VAE tiling
+    fp32      float32, no offload (the CPU default; reference numerics)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+
+MEMORY_MODES = ("auto", "bf16", "fp16", "balanced", "low", "lowest", "fp32")
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    mode: str
+    dtype: torch.dtype
+    device: torch.device
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    offload: str = "none"  # "none" | "model" | "group"
+
+    def describe(self) -> dict:
+        data = asdict(self)
+        data["dtype"] = str(self.dtype).removeprefix("torch.")
+        data["device"] = str(self.device)
+        return data
+
+
+def plan_memory(mode: str, device: torch.device) -> MemoryPlan:
+    if mode not in MEMORY_MODES:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"Unknown memory_mode {mode!r}.",
+            f"Use one of: {', '.join(MEMORY_MODES)}.",
+        )
+    if mode == "auto":
+        mode = _auto_mode(device)
+    if device.type == "cpu" and mode != "fp32":
+        # Half precision convolutions are slow or unsupported on CPU; offload means nothing there.
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"memory_mode {mode!r} needs a GPU; this backend runs on the CPU.",
+            "Use memory_mode 'auto' or 'fp32' on a CPU backend.",
+        )
+    half = torch.float16 if mode == "fp16" else torch.bfloat16
+    plans = {
+        "fp32": MemoryPlan("fp32", torch.float32, device),
+        "bf16": MemoryPlan("bf16", half, device),
+        "fp16": MemoryPlan("fp16", half, device),
+        "balanced": MemoryPlan("balanced", half, device, vae_tiling=True, vae_slicing=True),
+        "low": MemoryPlan("low", half, device, True, True, offload="model"),
+        "lowest": MemoryPlan("lowest", half, device, True, True, offload="group"),
+    }
+    return plans[mode]
+
+
+def _auto_mode(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "fp32"
+    free, _total = torch.cuda.mem_get_info(device)
+    if free >= 70 * GIB:
+        return "bf16"
+    if free >= 36 * GIB:
+        return "balanced"
+    if free >= 20 * GIB:
+        return "low"
+    return "lowest"

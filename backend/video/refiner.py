@@ -1,0 +1,362 @@
+"""VideoScene's one-step refinement on CogVideoX-Interpolation, one named method per step.
+
+Tensor flow (see shared reference videoscene-inference.md), B = 1, F model frames:
+    coarse uint8 [F, H, W, 3] --encode_video--> z0 [1, f, 16, h, w]      (f = (F - 1) / 4 + 1)
+    first/last condition frames --encode_conditions--> [1, f, 16, h, w] (zeros between)
+    z0 --add_leap_noise(t)--> x_t
+    cat([x_t, conditions], channels) --predict_x0 (ONE transformer forward, v-prediction)--> x0
+    x0 --decode--> uint8 [F, H, W, 3]
+The multi-step mode runs the base model's sampler from the leap timestep or from pure noise,
+with optional classifier-free guidance, for comparison.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+
+from .checkpoints import VideoCheckpoint, load_distilled_weights, load_prompt_embeds
+from .memory import MemoryPlan
+
+ProgressFn = Callable[[str, float, str], None]
+
+DEFAULT_SEED = 111123  # the seed's fixed seed
+LEAP_TIMESTEP_RENDERED = 459  # pose-free demo: conditions are the rendered end frames
+LEAP_TIMESTEP_PHOTOS = 549  # posed path: conditions are the original photos
+
+
+@dataclass
+class RefineOptions:
+    leap_timestep: int | None = None
+    seed: int = DEFAULT_SEED
+    mode: str = "one_step"  # "one_step" | "multi_step"
+    steps: int = 50  # multi-step only
+    guidance_scale: float = 1.0  # multi-step only; > 1 enables classifier-free guidance
+    start_from_noise: bool = False  # multi-step only: from pure noise instead of the leap step
+    memory_mode: str = "auto"
+    condition_source: str = "rendered"  # "rendered" | "photos"
+
+    @property
+    def timestep(self) -> int:
+        if self.leap_timestep is not None:
+            return self.leap_timestep
+        return LEAP_TIMESTEP_PHOTOS if self.condition_source == "photos" else LEAP_TIMESTEP_RENDERED
+
+    @classmethod
+    def from_params(cls, params: dict) -> RefineOptions:
+        def pick(name, kind, default):
+            value = params.get(name, default)
+            if value is None:
+                return default
+            try:
+                return kind(value)
+            except (TypeError, ValueError) as exc:
+                raise VideoSceneError(
+                    ErrorCode.BAD_PARAMS,
+                    f"{name} must be a {kind.__name__}, got {value!r}.",
+                    f"Send {name} as a {kind.__name__}.",
+                ) from exc
+
+        options = cls(
+            leap_timestep=pick("leap_timestep", int, None),
+            seed=pick("seed", int, DEFAULT_SEED),
+            mode=str(params.get("mode") or "one_step"),
+            steps=pick("steps", int, 50),
+            guidance_scale=pick("guidance_scale", float, 1.0),
+            start_from_noise=bool(params.get("start_from_noise", False)),
+            memory_mode=str(params.get("memory_mode") or "auto"),
+            condition_source=str(params.get("condition_source") or "rendered"),
+        )
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        checks = [
+            (self.mode in ("one_step", "multi_step"), "mode", "'one_step' or 'multi_step'"),
+            (
+                self.condition_source in ("rendered", "photos"),
+                "condition_source",
+                "'rendered' or 'photos'",
+            ),
+            (0 <= self.timestep <= 999, "leap_timestep", "an integer in 0..999"),
+            (1 <= self.steps <= 1000, "steps", "an integer in 1..1000"),
+            (1.0 <= self.guidance_scale <= 30.0, "guidance_scale", "a number in 1..30"),
+        ]
+        for ok, name, allowed in checks:
+            if not ok:
+                raise VideoSceneError(
+                    ErrorCode.BAD_PARAMS, f"Invalid {name}.", f"{name} must be {allowed}."
+                )
+
+
+@dataclass
+class RefineReport:
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_memory_bytes: int | None = None
+
+
+class VideoRefiner:
+    """The loaded video model. Sizes come from the loaded configs (real: 49 x 480 x 720)."""
+
+    def __init__(self, vae, transformer, scheduler, prompt_embeds: torch.Tensor, plan: MemoryPlan):
+        self.vae = vae.eval().requires_grad_(False)
+        self.transformer = transformer.eval().requires_grad_(False)
+        self.scheduler = scheduler
+        self.plan = plan
+        self.prompt_embeds = prompt_embeds.to(plan.dtype)
+        self.spatial_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.temporal_scale = int(vae.config.temporal_compression_ratio)
+        config = transformer.config
+        self.height = config.sample_height * self.spatial_scale
+        self.width = config.sample_width * self.spatial_scale
+        self.num_frames = config.sample_frames
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self._place_models()
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, checkpoint: VideoCheckpoint, plan: MemoryPlan) -> VideoRefiner:
+        from diffusers import (
+            AutoencoderKLCogVideoX,
+            CogVideoXDDIMScheduler,
+            CogVideoXTransformer3DModel,
+        )
+
+        base = checkpoint.base_dir
+        try:
+            vae = AutoencoderKLCogVideoX.from_pretrained(base / "vae", torch_dtype=plan.dtype)
+            transformer = CogVideoXTransformer3DModel.from_pretrained(
+                base / "transformer", torch_dtype=plan.dtype
+            )
+            scheduler = CogVideoXDDIMScheduler.from_pretrained(base / "scheduler")
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise VideoSceneError(
+                ErrorCode.WEIGHTS_INVALID,
+                f"Cannot load the base model from {base}: {exc}",
+                "The folder must be CogvideoX-Interpolation in diffusers layout. "
+                "Run `videoscene-backend download --what base`.",
+            ) from exc
+        load_distilled_weights(transformer, checkpoint.distilled_weights)
+        config = transformer.config
+        prompt = load_prompt_embeds(
+            checkpoint.prompt_embeds, config.max_text_seq_length, config.text_embed_dim
+        )
+        return cls(vae, transformer, scheduler, prompt, plan)
+
+    def _place_models(self) -> None:
+        plan = self.plan
+        if plan.vae_tiling:
+            self.vae.enable_tiling()
+        if plan.vae_slicing:
+            self.vae.enable_slicing()
+        if plan.offload in ("none", "group"):
+            self.vae.to(plan.device)  # the VAE is small next to the transformer
+        if plan.offload == "none":
+            self.transformer.to(plan.device)
+        elif plan.offload == "group":
+            # diffusers' block-level hooks stream transformer blocks to the GPU one at a time.
+            self.transformer.enable_group_offload(
+                onload_device=plan.device, offload_type="block_level", num_blocks_per_group=1
+            )
+        # "model": both stay on the CPU and visit the GPU for their stage (_resident).
+
+    @contextlib.contextmanager
+    def _resident(self, module: torch.nn.Module) -> Iterator[None]:
+        """Whole-model offload: keep a module on the GPU only while its stage runs."""
+        if self.plan.offload != "model":
+            yield
+            return
+        module.to(self.plan.device)
+        try:
+            yield
+        finally:
+            module.to("cpu")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    # ---- the steps -------------------------------------------------------------------------
+    def _video_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [F, H, W, 3] -> [1, 3, F, H, W] in [-1, 1]."""
+        video = torch.from_numpy(np.ascontiguousarray(frames)).to(self.plan.device)
+        video = video.permute(3, 0, 1, 2).unsqueeze(0).to(self.plan.dtype)
+        return video / 127.5 - 1.0
+
+    def encode_video(self, frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        with self._resident(self.vae), torch.no_grad():
+            posterior = self.vae.encode(self._video_tensor(frames)).latent_dist
+            latents = posterior.sample(generator=generator) * self.scaling_factor
+        return latents.permute(0, 2, 1, 3, 4)  # [1, f, C, h, w]
+
+    def encode_conditions(
+        self, first: np.ndarray, last: np.ndarray, latent_frames: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """First and last frames with ONE shared small noise level, at latent frames 0 and -1."""
+        sigma = torch.exp(torch.randn((), generator=generator) * 0.5 - 3.0)
+        encoded = []
+        with self._resident(self.vae), torch.no_grad():
+            for image in (first, last):
+                pixels = self._video_tensor(image[None])  # [1, 3, 1, H, W]
+                noise = torch.randn(pixels.shape, generator=generator).to(pixels)
+                pixels = pixels + noise * sigma.to(pixels)
+                latent = self.vae.encode(pixels).latent_dist.sample(generator=generator)
+                encoded.append(latent.permute(0, 2, 1, 3, 4) * self.scaling_factor)
+        first_latent, last_latent = encoded
+        zeros = torch.zeros(
+            (1, latent_frames - 2, *first_latent.shape[2:]),
+            dtype=first_latent.dtype,
+            device=first_latent.device,
+        )
+        return torch.cat([first_latent, zeros, last_latent], dim=1)
+
+    def add_leap_noise(
+        self, z0: torch.Tensor, timestep: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        noise = torch.randn(z0.shape, generator=generator).to(z0)
+        return self.scheduler.add_noise(z0, noise, torch.tensor([timestep], device=z0.device))
+
+    def rotary_embeddings(self, latent_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+        config = self.transformer.config
+        grid_height = self.height // (self.spatial_scale * config.patch_size)
+        grid_width = self.width // (self.spatial_scale * config.patch_size)
+        # The model always runs at its native size (frames are resized in), so the crop region
+        # the I2V pipeline computes for other sizes is the whole grid.
+        crops = ((0, 0), (grid_height, grid_width))
+        return get_3d_rotary_pos_embed(
+            embed_dim=config.attention_head_dim,
+            crops_coords=crops,
+            grid_size=(grid_height, grid_width),
+            temporal_size=latent_frames,
+            device=self.plan.device,
+        )
+
+    def predict_velocity(
+        self,
+        x_t: torch.Tensor,
+        conditions: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        batch = prompt_embeds.shape[0]
+        hidden = torch.cat([x_t, conditions], dim=2).expand(batch, -1, -1, -1, -1)
+        with self._resident(self.transformer), torch.no_grad():
+            return self.transformer(
+                hidden_states=hidden.to(self.plan.dtype),
+                encoder_hidden_states=prompt_embeds.to(self.plan.device),
+                timestep=timestep.expand(batch).to(self.plan.device),
+                image_rotary_emb=rotary,
+                return_dict=False,
+            )[0]
+
+    def predict_x0(self, x_t, conditions, timestep: int, rotary) -> torch.Tensor:
+        """ONE transformer forward; x0 = sqrt(abar) x_t - sqrt(1 - abar) v (v-prediction)."""
+        t = torch.tensor([timestep], device=x_t.device)
+        velocity = self.predict_velocity(x_t, conditions, t, self.prompt_embeds, rotary)
+        return self.scheduler.get_velocity(velocity, x_t, t)
+
+    def sample_multi_step(
+        self,
+        z0: torch.Tensor,
+        conditions: torch.Tensor,
+        options: RefineOptions,
+        rotary,
+        generator: torch.Generator,
+        progress: ProgressFn,
+        check_cancelled: Callable[[], None],
+    ) -> torch.Tensor:
+        """The base model's sampler (DDIM, v-prediction) for comparison with the one-step leap.
+
+        Guidance uses all-zero negative embeddings (the seed publishes no negative prompt)."""
+        scheduler = self.scheduler
+        scheduler.set_timesteps(options.steps, device=z0.device)
+        timesteps = scheduler.timesteps
+        if options.start_from_noise:
+            latents = torch.randn(z0.shape, generator=generator).to(z0)
+        else:
+            timesteps = timesteps[timesteps <= options.timestep]
+            latents = self.add_leap_noise(z0, int(timesteps[0]), generator)
+        guided = options.guidance_scale > 1.0
+        prompts = self.prompt_embeds
+        if guided:
+            prompts = torch.cat([torch.zeros_like(prompts), prompts])
+        for index, t in enumerate(timesteps):
+            check_cancelled()
+            velocity = self.predict_velocity(latents, conditions, t.reshape(1), prompts, rotary)
+            if guided:
+                uncond, cond = velocity.chunk(2)
+                velocity = uncond + options.guidance_scale * (cond - uncond)
+            latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+            progress("denoise", (index + 1) / len(timesteps), f"step {index + 1}/{len(timesteps)}")
+        # DDIM's last step returns the model's x0 estimate at t -> 0.
+        return latents
+
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        with self._resident(self.vae), torch.no_grad():
+            video = self.vae.decode(latents.permute(0, 2, 1, 3, 4) / self.scaling_factor).sample
+        video = ((video[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return video.permute(1, 2, 3, 0).cpu().numpy()  # [F, H, W, 3]
+
+    # ---- the whole refinement --------------------------------------------------------------
+    def refine(
+        self,
+        coarse: np.ndarray,
+        first_condition: np.ndarray,
+        last_condition: np.ndarray,
+        options: RefineOptions,
+        progress: ProgressFn,
+        check_cancelled: Callable[[], None],
+    ) -> tuple[np.ndarray, RefineReport]:
+        """coarse uint8 [F, H, W, 3] at the model's size -> refined uint8 frames, same shape."""
+        expected = (self.num_frames, self.height, self.width, 3)
+        if coarse.shape != expected or coarse.dtype != np.uint8:
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"The video model takes uint8 frames of shape {expected}, got {coarse.shape} {coarse.dtype}.",
+                "Resample the path with videoscene_backend.video.resample first.",
+            )
+        report = RefineReport()
+        if self.plan.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.plan.device)
+        generator = torch.Generator("cpu").manual_seed(options.seed)  # device-independent noise
+
+        def timed(stage: str, fn, *args):
+            start = time.perf_counter()
+            progress(stage, 0.0, "")
+            value = fn(*args)
+            if self.plan.device.type == "cuda":
+                torch.cuda.synchronize(self.plan.device)
+            report.timings[stage] = time.perf_counter() - start
+            progress(stage, 1.0, "")
+            check_cancelled()
+            return value
+
+        z0 = timed("encode", self.encode_video, coarse, generator)
+        conditions = self.encode_conditions(first_condition, last_condition, z0.shape[1], generator)
+        rotary = self.rotary_embeddings(z0.shape[1])
+        if options.mode == "one_step":
+            x_t = self.add_leap_noise(z0, options.timestep, generator)
+            x0 = timed("denoise", self.predict_x0, x_t, conditions, options.timestep, rotary)
+        else:
+            x0 = timed(
+                "denoise",
+                self.sample_multi_step,
+                z0,
+                conditions,
+                options,
+                rotary,
+                generator,
+                progress,
+                check_cancelled,
+            )
+        frames = timed("decode", self.decode, x0)
+        if self.plan.device.type == "cuda":
+            report.peak_memory_bytes = int(torch.cuda.max_memory_allocated(self.plan.device))
+        return frames, report
