@@ -1,0 +1,132 @@
+"""`videoscene-backend`: serve, status, release, keygen, run (headless main job), download."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from videoscene_protocol.errors import VideoSceneError
+
+from .paths import checkpoints_dir, default_output_dir
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+
+
+def _client_keys(args: argparse.Namespace) -> dict:
+    if not getattr(args, "keys_dir", None):
+        return {}
+    import zmq.auth
+
+    keys = Path(args.keys_dir)
+    server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
+    client_public, client_secret = zmq.auth.load_certificate(str(keys / "client.key_secret"))
+    return {
+        "server_public_key": server_public.decode(),
+        "client_public_key": client_public.decode(),
+        "client_secret_key": client_secret.decode(),
+    }
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .service import BackendService
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        service = BackendService(
+            args.bind, args.output_dir or default_output_dir(), args.checkpoints or checkpoints_dir(),
+            keys_dir=args.keys_dir, max_queue=args.max_queue,
+        )
+    except VideoSceneError as error:
+        print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
+        return 2
+    try:
+        service.serve_forever()
+    except KeyboardInterrupt:
+        service.stop()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from videoscene_protocol.client import BackendClient
+
+    client = BackendClient(args.address, **_client_keys(args))
+    try:
+        client.connect(timeout_s=args.timeout)
+        print(json.dumps(client.status(timeout_s=args.timeout), indent=2))
+        return 0
+    except VideoSceneError as error:
+        print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def _release(args: argparse.Namespace) -> int:
+    from videoscene_protocol.client import BackendClient
+
+    client = BackendClient(args.address, **_client_keys(args))
+    try:
+        client.connect(timeout_s=args.timeout)
+        print(json.dumps(client.release_models(timeout_s=args.timeout)))
+        return 0
+    except VideoSceneError as error:
+        print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .service.security import generate_keys
+
+    keys = generate_keys(args.keys_dir)
+    print(f"Keys written to {args.keys_dir}.")
+    print(f"  server public key (give to clients): {keys['server_public']}")
+    print(f"  client public key (authorized):     {keys['client_public']}")
+    print("Start the server with --keys-dir; give artists server.key, client.key and client.key_secret.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videoscene-backend", description="VideoScene GPU backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the backend service")
+    serve.add_argument("--bind", default=DEFAULT_ADDRESS, help="ZeroMQ address (default %(default)s)")
+    serve.add_argument("--output-dir", type=Path, default=None, help="results go to OUTPUT/jobs/<id>/")
+    serve.add_argument("--checkpoints", type=Path, default=None, help="weights folder (default checkpoints/)")
+    serve.add_argument("--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)")
+    serve.add_argument("--max-queue", type=int, default=16)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    for name, func, help_text in (("status", _status, "print a running backend's status"),
+                                  ("release", _release, "free the backend's loaded models")):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--address", default=DEFAULT_ADDRESS)
+        command.add_argument("--keys-dir", type=Path, default=None)
+        command.add_argument("--timeout", type=float, default=5.0)
+        command.set_defaults(func=func)
+
+    keygen = sub.add_parser("keygen", help="create CurveZMQ server and client key pairs")
+    keygen.add_argument("keys_dir", type=Path)
+    keygen.set_defaults(func=_keygen)
+
+    from .headless import register_cli as register_run
+    from .video.download import register_cli as register_download
+
+    register_run(sub)
+    register_download(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
