@@ -33,11 +33,18 @@ def _client_keys(args: argparse.Namespace) -> dict:
 def _serve(args: argparse.Namespace) -> int:
     from .service import BackendService
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         service = BackendService(
-            args.bind, args.output_dir or default_output_dir(), args.checkpoints or checkpoints_dir(),
-            keys_dir=args.keys_dir, max_queue=args.max_queue,
+            args.bind,
+            args.output_dir or default_output_dir(),
+            args.checkpoints or checkpoints_dir(),
+            keys_dir=args.keys_dir,
+            max_queue=args.max_queue,
         )
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
@@ -86,25 +93,39 @@ def _keygen(args: argparse.Namespace) -> int:
     print(f"Keys written to {args.keys_dir}.")
     print(f"  server public key (give to clients): {keys['server_public']}")
     print(f"  client public key (authorized):     {keys['client_public']}")
-    print("Start the server with --keys-dir; give artists server.key, client.key and client.key_secret.")
+    print(
+        "Start the server with --keys-dir; give artists server.key, client.key and client.key_secret."
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videoscene-backend", description="VideoScene GPU backend")
+    parser = argparse.ArgumentParser(
+        prog="videoscene-backend", description="VideoScene GPU backend"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the backend service")
-    serve.add_argument("--bind", default=DEFAULT_ADDRESS, help="ZeroMQ address (default %(default)s)")
-    serve.add_argument("--output-dir", type=Path, default=None, help="results go to OUTPUT/jobs/<id>/")
-    serve.add_argument("--checkpoints", type=Path, default=None, help="weights folder (default checkpoints/)")
-    serve.add_argument("--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)")
+    serve.add_argument(
+        "--bind", default=DEFAULT_ADDRESS, help="ZeroMQ address (default %(default)s)"
+    )
+    serve.add_argument(
+        "--output-dir", type=Path, default=None, help="results go to OUTPUT/jobs/<id>/"
+    )
+    serve.add_argument(
+        "--checkpoints", type=Path, default=None, help="weights folder (default checkpoints/)"
+    )
+    serve.add_argument(
+        "--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)"
+    )
     serve.add_argument("--max-queue", type=int, default=16)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
 
-    for name, func, help_text in (("status", _status, "print a running backend's status"),
-                                  ("release", _release, "free the backend's loaded models")):
+    for name, func, help_text in (
+        ("status", _status, "print a running backend's status"),
+        ("release", _release, "free the backend's loaded models"),
+    ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--address", default=DEFAULT_ADDRESS)
         command.add_argument("--keys-dir", type=Path, default=None)

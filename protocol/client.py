@@ -105,7 +105,9 @@ class BackendClient:
         return self._connected
 
     def connect(self, timeout_s: float = 5.0) -> dict:
-        hello = Message("hello", body={"client": "videoscene_protocol", "version": PROTOCOL_VERSION})
+        hello = Message(
+            "hello", body={"client": "videoscene_protocol", "version": PROTOCOL_VERSION}
+        )
         reply = self._request(hello, timeout_s, expect="welcome")
         self.welcome = reply.body
         self._connected = True
@@ -126,8 +128,13 @@ class BackendClient:
     ) -> str:
         job_id = uuid.uuid4().hex
         self._send(
-            Message("submit", body={"kind": kind, "params": params}, job_id=job_id,
-                    arrays=arrays or {}, blobs=blobs or {})
+            Message(
+                "submit",
+                body={"kind": kind, "params": params},
+                job_id=job_id,
+                arrays=arrays or {},
+                blobs=blobs or {},
+            )
         )
         return job_id
 
@@ -171,8 +178,11 @@ class BackendClient:
                 if isinstance(event, StateEvent) and event.state == "cancelled":
                     raise VideoSceneError(ErrorCode.CANCELLED, f"Job {job_id} was cancelled.")
             if deadline is not None and time.monotonic() > deadline:
-                raise VideoSceneError(ErrorCode.TIMEOUT, f"Job {job_id} did not finish within {timeout_s} s.",
-                                      "The job keeps running on the backend; fetch it later by id.")
+                raise VideoSceneError(
+                    ErrorCode.TIMEOUT,
+                    f"Job {job_id} did not finish within {timeout_s} s.",
+                    "The job keeps running on the backend; fetch it later by id.",
+                )
 
     # ---- short requests ----------------------------------------------------------------
     def status(self, timeout_s: float = 5.0) -> dict:
@@ -194,8 +204,11 @@ class BackendClient:
         try:
             self._socket.send_multipart(encode(message), copy=False, flags=zmq.NOBLOCK)
         except zmq.Again as exc:
-            raise VideoSceneError(ErrorCode.BACKEND_DEAD, f"Cannot send to {self.address}: queue full.",
-                                  "Is the backend running?") from exc
+            raise VideoSceneError(
+                ErrorCode.BACKEND_DEAD,
+                f"Cannot send to {self.address}: queue full.",
+                "Is the backend running?",
+            ) from exc
 
     def _request(self, message: Message, timeout_s: float, expect: str) -> Message:
         self._send(message)
@@ -231,7 +244,11 @@ class BackendClient:
 
     def _dispatch(self, message: Message) -> None:
         reply_to = message.body.get("reply_to") if isinstance(message.body, dict) else None
-        if isinstance(reply_to, str) and message.type in ("welcome", "status_reply", "released", "error") and not message.job_id:
+        if (
+            isinstance(reply_to, str)
+            and message.type in ("welcome", "status_reply", "released", "error")
+            and not message.job_id
+        ):
             self._replies[reply_to] = message
             return
         job_id = message.job_id
@@ -239,8 +256,14 @@ class BackendClient:
             return
         if message.type == "progress":
             body = message.body
-            self._pending.append(ProgressEvent(job_id, str(body.get("stage", "")), float(body.get("fraction", 0.0)),
-                                               str(body.get("message", ""))))
+            self._pending.append(
+                ProgressEvent(
+                    job_id,
+                    str(body.get("stage", "")),
+                    float(body.get("fraction", 0.0)),
+                    str(body.get("message", "")),
+                )
+            )
         elif message.type == "result":
             self._pending.append(ResultEvent(job_id, _result_from(message)))
         elif message.type == "error":

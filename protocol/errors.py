@@ -52,7 +52,11 @@ class VideoSceneError(Exception):
 
     @classmethod
     def from_dict(cls, data: dict) -> VideoSceneError:
-        return cls(data.get("code", ErrorCode.INTERNAL), data.get("message", ""), data.get("hint", ""))
+        return cls(
+            data.get("code", ErrorCode.INTERNAL), data.get("message", ""), data.get("hint", "")
+        )
 
     def __str__(self) -> str:
-        return f"[{self.code.value}] {self.message}" + (f" (hint: {self.hint})" if self.hint else "")
+        return f"[{self.code.value}] {self.message}" + (
+            f" (hint: {self.hint})" if self.hint else ""
+        )

@@ -20,8 +20,21 @@ from .errors import ErrorCode, VideoSceneError
 PROTOCOL_NAME = "videoscene"
 MESSAGE_TYPES = frozenset(
     {
-        "hello", "welcome", "submit", "accepted", "progress", "result", "error", "cancel",
-        "cancelled", "heartbeat", "status", "status_reply", "release_models", "released", "fetch",
+        "hello",
+        "welcome",
+        "submit",
+        "accepted",
+        "progress",
+        "result",
+        "error",
+        "cancel",
+        "cancelled",
+        "heartbeat",
+        "status",
+        "status_reply",
+        "release_models",
+        "released",
+        "fetch",
     }
 )
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float16", "float32", "float64", "bool"})
@@ -60,8 +73,13 @@ def encode(message: Message) -> list[bytes | memoryview]:
                 f"Convert it to one of: {', '.join(sorted(ALLOWED_DTYPES))}.",
             )
         descriptors.append(
-            {"name": name, "kind": "array", "dtype": array.dtype.name, "shape": list(array.shape),
-             "nbytes": array.nbytes}
+            {
+                "name": name,
+                "kind": "array",
+                "dtype": array.dtype.name,
+                "shape": list(array.shape),
+                "nbytes": array.nbytes,
+            }
         )
         frames.append(memoryview(array.reshape(-1).view(np.uint8)) if array.size else b"")
     for name, blob in message.blobs.items():
@@ -103,15 +121,27 @@ def decode(frames: list[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
             "Send fewer or smaller frames (e.g. a shorter camera path or smaller images).",
         )
     if views[0].nbytes > MAX_ENVELOPE_BYTES:
-        raise _bad(ErrorCode.MESSAGE_TOO_LARGE, "Envelope frame exceeds 1 MiB.", "Put data in buffers.")
+        raise _bad(
+            ErrorCode.MESSAGE_TOO_LARGE, "Envelope frame exceeds 1 MiB.", "Put data in buffers."
+        )
     try:
         envelope = json.loads(views[0].tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(ErrorCode.BAD_JSON, f"Envelope is not UTF-8 JSON: {exc}", "Frame 0 must be a JSON object.") from exc
+        raise _bad(
+            ErrorCode.BAD_JSON,
+            f"Envelope is not UTF-8 JSON: {exc}",
+            "Frame 0 must be a JSON object.",
+        ) from exc
     if not isinstance(envelope, dict):
-        raise _bad(ErrorCode.BAD_JSON, "Envelope is not a JSON object.", "Frame 0 must be a JSON object.")
+        raise _bad(
+            ErrorCode.BAD_JSON, "Envelope is not a JSON object.", "Frame 0 must be a JSON object."
+        )
     if envelope.get("protocol") != PROTOCOL_NAME:
-        raise _bad(ErrorCode.BAD_MESSAGE, "Envelope field 'protocol' is not 'videoscene'.", "See docs/protocol.md.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            "Envelope field 'protocol' is not 'videoscene'.",
+            "See docs/protocol.md.",
+        )
     version = envelope.get("version")
     if not isinstance(version, str) or version.split(".")[0] != PROTOCOL_VERSION.split(".")[0]:
         raise _bad(
@@ -121,17 +151,35 @@ def decode(frames: list[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
         )
     kind = envelope.get("type")
     if kind not in MESSAGE_TYPES:
-        raise _bad(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind!r}.", f"Use one of: {', '.join(sorted(MESSAGE_TYPES))}.")
+        raise _bad(
+            ErrorCode.UNKNOWN_TYPE,
+            f"Unknown message type {kind!r}.",
+            f"Use one of: {', '.join(sorted(MESSAGE_TYPES))}.",
+        )
     body = envelope.get("body", {})
     msg_id = envelope.get("msg_id")
     job_id = envelope.get("job_id")
     descriptors = envelope.get("buffers", [])
-    if not isinstance(body, dict) or not isinstance(msg_id, str) or not isinstance(descriptors, list):
-        raise _bad(ErrorCode.BAD_MESSAGE, "Envelope fields body/msg_id/buffers have wrong types.", "See docs/protocol.md.")
+    if (
+        not isinstance(body, dict)
+        or not isinstance(msg_id, str)
+        or not isinstance(descriptors, list)
+    ):
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            "Envelope fields body/msg_id/buffers have wrong types.",
+            "See docs/protocol.md.",
+        )
     if job_id is not None and (not isinstance(job_id, str) or not 0 < len(job_id) <= 64):
-        raise _bad(ErrorCode.BAD_MESSAGE, "job_id must be a string of 1..64 characters.", "Use a uuid4 hex.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            "job_id must be a string of 1..64 characters.",
+            "Use a uuid4 hex.",
+        )
     if len(descriptors) > MAX_BUFFERS:
-        raise _bad(ErrorCode.BAD_MESSAGE, f"More than {MAX_BUFFERS} buffers.", "Send fewer buffers.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE, f"More than {MAX_BUFFERS} buffers.", "Send fewer buffers."
+        )
     if len(descriptors) != len(views) - 1:
         raise _bad(
             ErrorCode.BAD_MESSAGE,
@@ -146,10 +194,18 @@ def decode(frames: list[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 def _decode_buffer(descriptor: Any, view: memoryview, message: Message) -> None:
     if not isinstance(descriptor, dict) or not isinstance(descriptor.get("name"), str):
-        raise _bad(ErrorCode.BAD_MESSAGE, "A buffer descriptor lacks a string 'name'.", "See docs/protocol.md.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            "A buffer descriptor lacks a string 'name'.",
+            "See docs/protocol.md.",
+        )
     name = descriptor["name"]
     if name in message.arrays or name in message.blobs:
-        raise _bad(ErrorCode.BAD_MESSAGE, f"Buffer name {name!r} is used twice.", "Give each buffer its own name.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            f"Buffer name {name!r} is used twice.",
+            "Give each buffer its own name.",
+        )
     if descriptor.get("nbytes") != view.nbytes:
         raise _bad(
             ErrorCode.SHAPE_MISMATCH,
@@ -161,16 +217,26 @@ def _decode_buffer(descriptor: Any, view: memoryview, message: Message) -> None:
         message.blobs[name] = view
         return
     if kind != "array":
-        raise _bad(ErrorCode.BAD_MESSAGE, f"Buffer {name!r} has kind {kind!r}.", "Use 'array' or 'blob'.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE, f"Buffer {name!r} has kind {kind!r}.", "Use 'array' or 'blob'."
+        )
     dtype, shape = descriptor.get("dtype"), descriptor.get("shape")
     if dtype not in ALLOWED_DTYPES:
-        raise _bad(ErrorCode.BAD_MESSAGE, f"Buffer {name!r} has dtype {dtype!r}.", f"Use one of: {', '.join(sorted(ALLOWED_DTYPES))}.")
+        raise _bad(
+            ErrorCode.BAD_MESSAGE,
+            f"Buffer {name!r} has dtype {dtype!r}.",
+            f"Use one of: {', '.join(sorted(ALLOWED_DTYPES))}.",
+        )
     if (
         not isinstance(shape, list)
         or len(shape) > MAX_DIMS
         or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
     ):
-        raise _bad(ErrorCode.SHAPE_MISMATCH, f"Buffer {name!r} has an invalid shape {shape!r}.", "Shape is a list of non-negative integers.")
+        raise _bad(
+            ErrorCode.SHAPE_MISMATCH,
+            f"Buffer {name!r} has an invalid shape {shape!r}.",
+            "Shape is a list of non-negative integers.",
+        )
     itemsize = np.dtype(dtype).itemsize
     expected = int(np.prod(shape, dtype=np.float64)) * itemsize if shape else itemsize
     if expected != view.nbytes:

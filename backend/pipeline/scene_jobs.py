@@ -1,27 +1,260 @@
-"""Handlers for build_scene, load_scene and render_video (filled in by the scene issue)."""
+"""Handlers for build_scene, load_scene and render_video."""
 
 from __future__ import annotations
 
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
+from ..devices import default_device
+from ..priors import select_prior
+from ..render import render, to_uint8
+from ..scene.ply import load_ply, ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
+from .images import decode_image
+
+SH_C0 = 0.28209479177387814
+MAX_FRAMES = 1000
+RENDER_BATCH = 4
 
 
-def _not_implemented(kind: str) -> VideoSceneError:
-    return VideoSceneError(
-        ErrorCode.NOT_IMPLEMENTED,
-        f"The {kind} job is not implemented in this backend version yet.",
-        "Update the backend.",
-    )
+def _bad_params(message: str, hint: str) -> VideoSceneError:
+    return VideoSceneError(ErrorCode.BAD_PARAMS, message, hint)
+
+
+def _scene_arrays(scene) -> dict[str, np.ndarray]:
+    colours = (SH_C0 * scene.sh[:, 0] + 0.5).clamp(0, 1)
+    return {
+        "means": scene.means.detach().cpu().float().numpy(),
+        "quats": scene.quats.detach().cpu().float().numpy(),
+        "scales": scene.scales.detach().cpu().float().numpy(),
+        "opacities": scene.opacities.detach().cpu().float().numpy(),
+        "colors": colours.detach().cpu().float().numpy(),
+    }
+
+
+def _camera_json(camera) -> dict[str, Any]:
+    return {
+        "c2w": np.asarray(camera.c2w).tolist(),
+        "K": np.asarray(camera.K).tolist(),
+        "width": camera.width,
+        "height": camera.height,
+    }
 
 
 def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
-    raise _not_implemented("build_scene")
+    missing = [name for name in ("image_0", "image_1") if name not in request.blobs]
+    if missing:
+        raise _bad_params(
+            f"build_scene needs two photos; missing {', '.join(missing)}.",
+            "Send both photos as blobs image_0 and image_1.",
+        )
+    fov = request.params.get("fov_deg")
+    if fov is not None and not isinstance(fov, int | float):
+        raise _bad_params(
+            f"fov_deg must be a number or null, got {fov!r}.",
+            "Give the horizontal field of view in degrees.",
+        )
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    images = [decode_image(request.blobs[name], name) for name in ("image_0", "image_1")]
+    prior, reason = select_prior(str(request.params.get("prior") or "auto"), ctx.checkpoints_dir)
+    timings["decode"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scene = prior.build(images, fov, ctx.progress, ctx.check_cancelled)
+    scene.validate()
+    timings["prior"] = time.perf_counter() - start
+    scene_id = ctx.scenes.put(scene)
+    ctx.progress("write", 0.0, "writing scene.ply")
+    ply = ply_bytes(scene)
+    (ctx.work_dir / "scene.ply").write_bytes(ply)
+    ctx.progress("write", 1.0, "")
+    meta = {
+        "scene_id": scene_id,
+        "prior": prior.name,
+        "prior_reason": reason,
+        "prior_meta": {
+            k: v for k, v in scene.meta.items() if isinstance(v, str | int | float | bool)
+        },
+        "num_gaussians": scene.num_gaussians,
+        "reference_cameras": [_camera_json(c) for c in scene.reference_cameras],
+        "timings": timings,
+    }
+    return JobOutput(
+        meta=meta, arrays=_scene_arrays(scene), blobs={"scene.ply": ply}, files=["scene.ply"]
+    )
 
 
 def load_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
-    raise _not_implemented("load_scene")
+    if "scene.ply" not in request.blobs:
+        raise _bad_params(
+            "load_scene needs the blob 'scene.ply'.",
+            "Send the PLY the build_scene result contained.",
+        )
+    scene = load_ply(request.blobs["scene.ply"])
+    wanted = request.params.get("scene_id")
+    if wanted is not None and (not isinstance(wanted, str) or not 0 < len(wanted) <= 64):
+        raise _bad_params("scene_id must be a short string.", "Reuse the id build_scene returned.")
+    scene_id = ctx.scenes.put(scene, wanted)
+    return JobOutput(
+        meta={
+            "scene_id": scene_id,
+            "num_gaussians": scene.num_gaussians,
+            "reference_cameras": [_camera_json(c) for c in scene.reference_cameras],
+        }
+    )
+
+
+def _int_param(params: dict, name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _bad_params(
+            f"{name} must be an integer in {low}..{high}, got {value!r}.",
+            f"Send {name} in {low}..{high}.",
+        )
+    return value
+
+
+def _float_param(params: dict, name: str, default: float) -> float:
+    value = params.get(name, default)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise _bad_params(
+            f"{name} must be a positive number, got {value!r}.",
+            f"Send {name} as a positive number.",
+        )
+    return float(value)
+
+
+def validate_cameras(c2w: np.ndarray, K: np.ndarray, width: int, height: int) -> None:
+    if c2w.ndim != 3 or c2w.shape[1:] != (4, 4) or K.shape != (len(c2w), 3, 3):
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            f"Cameras must be c2w (N, 4, 4) and K (N, 3, 3); got {c2w.shape} and {K.shape}.",
+            "Send one c2w and one K per frame.",
+        )
+    if not 1 <= len(c2w) <= MAX_FRAMES:
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            f"{len(c2w)} cameras; 1..{MAX_FRAMES} are allowed.",
+            "Shorten the camera path.",
+        )
+    if not (np.isfinite(c2w).all() and np.isfinite(K).all()):
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            "Cameras contain NaN or infinity.",
+            "Check the camera's animation.",
+        )
+    rotations = c2w[:, :3, :3]
+    orthonormal = (
+        np.abs(rotations @ rotations.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2)) < 1e-3
+    )
+    right_handed = np.linalg.det(rotations) > 0
+    bad = np.nonzero(~(orthonormal & right_handed))[0]
+    if len(bad):
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            f"Camera {bad[0]} is not a rigid transform (scaled or mirrored).",
+            "Divide out the scene scale before sending cameras.",
+        )
+    if not ((K[:, 0, 0] > 0) & (K[:, 1, 1] > 0)).all():
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA, "Focal lengths must be positive.", "Check the camera intrinsics."
+        )
+    if not np.allclose(c2w[:, 3], [0, 0, 0, 1], atol=1e-6):
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            "The last row of c2w must be (0, 0, 0, 1).",
+            "Send rigid 4x4 matrices.",
+        )
 
 
 def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
-    raise _not_implemented("render_video")
+    params = request.params
+    scene = ctx.scenes.get(str(params.get("scene_id", "")))
+    width = _int_param(params, "width", 720, 16, 4096)
+    height = _int_param(params, "height", 480, 16, 4096)
+    near, far = _float_param(params, "near", 0.01), _float_param(params, "far", 1e10)
+    background = params.get("background", [0.0, 0.0, 0.0])
+    if not (
+        isinstance(background, list)
+        and len(background) == 3
+        and all(isinstance(v, int | float) and 0 <= v <= 1 for v in background)
+    ):
+        raise _bad_params(
+            f"background must be [r, g, b] in 0..1, got {background!r}.",
+            "Send three numbers in 0..1.",
+        )
+    if "c2w" not in request.arrays or "K" not in request.arrays:
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            "render_video needs the arrays c2w and K.",
+            "Send the camera path as c2w (N, 4, 4) and K (N, 3, 3).",
+        )
+    c2w = np.asarray(request.arrays["c2w"], dtype=np.float64)
+    K = np.asarray(request.arrays["K"], dtype=np.float64)
+    validate_cameras(c2w, K, width, height)
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    device = default_device()
+    gpu_scene = scene.to(device)
+    frames = []
+    with torch.no_grad():
+        for first in range(0, len(c2w), RENDER_BATCH):
+            ctx.check_cancelled()
+            batch = slice(first, first + RENDER_BATCH)
+            out = render(
+                gpu_scene,
+                torch.from_numpy(c2w[batch]),
+                torch.from_numpy(K[batch]),
+                width,
+                height,
+                background=tuple(background),
+                near=near,
+                far=far,
+            )
+            frames.append(to_uint8(out.images))
+            ctx.progress(
+                "render",
+                min(first + RENDER_BATCH, len(c2w)) / len(c2w),
+                f"{min(first + RENDER_BATCH, len(c2w))}/{len(c2w)} frames",
+            )
+    del gpu_scene
+    coarse = np.concatenate(frames)
+    timings["render"] = time.perf_counter() - start
+
+    refined, video_meta = (
+        None,
+        {"refined": False, "refine_message": "Refinement was not requested (refine: false)."},
+    )
+    if params.get("refine", True):
+        ctx.models.release("prior:")  # the prior's network and the video model may not both fit
+        from ..video.stage import refine_stage
+
+        start = time.perf_counter()
+        refined, video_meta = refine_stage(ctx, coarse, scene.reference_images, params)
+        timings["refine"] = time.perf_counter() - start
+    ctx.progress("write", 1.0, "")
+    meta = {
+        "refined": refined is not None,
+        "refine_message": video_meta.get("refine_message", ""),
+        "video_model": video_meta.get("video_model", {}),
+        "weights_missing": video_meta.get("weights_missing", []),
+        "num_frames": len(coarse),
+        "width": width,
+        "height": height,
+        "render_device": str(device),
+        "timings": timings,
+    }
+    return JobOutput(
+        meta=meta, arrays={"frames": refined if refined is not None else coarse, "coarse": coarse}
+    )

@@ -72,7 +72,9 @@ class GaussianScene:
             if actual != shape:
                 raise ValueError(f"GaussianScene.{name} has shape {actual}, expected {shape}")
         if self.sh.ndim != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3:
-            raise ValueError(f"GaussianScene.sh has shape {tuple(self.sh.shape)}, expected ({n}, K, 3)")
+            raise ValueError(
+                f"GaussianScene.sh has shape {tuple(self.sh.shape)}, expected ({n}, K, 3)"
+            )
         if (self.sh_degree + 1) ** 2 != self.sh.shape[1]:
             raise ValueError(f"GaussianScene.sh has {self.sh.shape[1]} coefficients, not a square")
         for name in ("means", "quats", "scales", "opacities", "sh"):

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from videoscene_protocol.errors import VideoSceneError
 
 from ..pipeline.contract import JobOutput
@@ -44,18 +43,28 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
         if not (partial / file_name).exists():
             (partial / file_name).write_bytes(bytes(blob))
         buffers.append({"name": name, "kind": "blob", "file": file_name})
-    record = {"job_id": job_id, "kind": kind, "state": "done", "meta": output.meta,
-              "files": output.files, "buffers": buffers}
+    record = {
+        "job_id": job_id,
+        "kind": kind,
+        "state": "done",
+        "meta": output.meta,
+        "files": output.files,
+        "buffers": buffers,
+    }
     (partial / RESULT_FILE).write_text(json.dumps(record, indent=1))
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
     return final
 
 
-def write_failure(output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str) -> Path:
+def write_failure(
+    output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str
+) -> Path:
     partial = partial_dir(output_dir, job_id)
     partial.mkdir(parents=True, exist_ok=True)
-    (partial / ERROR_FILE).write_text(json.dumps({"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}, indent=1))
+    (partial / ERROR_FILE).write_text(
+        json.dumps({"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}, indent=1)
+    )
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
     return final

@@ -14,9 +14,8 @@ from urllib.parse import urlparse
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
-
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from zmq.auth.thread import ThreadAuthenticator
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 AUTHORIZED = "authorized_clients"

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-
 from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, Message, decode, encode
@@ -34,7 +33,15 @@ log = logging.getLogger("videoscene.backend")
 
 HEARTBEAT_INTERVAL_S = 1.0
 CLIENT_FORGET_S = 60.0
-CLIENT_MESSAGE_TYPES = ("hello", "submit", "cancel", "fetch", "status", "release_models", "heartbeat")
+CLIENT_MESSAGE_TYPES = (
+    "hello",
+    "submit",
+    "cancel",
+    "fetch",
+    "status",
+    "release_models",
+    "heartbeat",
+)
 
 
 @dataclass
@@ -67,7 +74,9 @@ class _Context:
     def progress(self, stage: str, fraction: float, message: str = "") -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
         self._job.stage, self._job.fraction = stage, fraction
-        self._service._outbox.put(("progress", self._job, {"stage": stage, "fraction": fraction, "message": message}))
+        self._service._outbox.put(
+            ("progress", self._job, {"stage": stage, "fraction": fraction, "message": message})
+        )
         quarter = int(fraction * 4)
         if (stage, quarter) != self._logged_stage:
             self._logged_stage = (stage, quarter)
@@ -112,7 +121,12 @@ class BackendService:
     # ---- lifecycle -----------------------------------------------------------------------
     def serve_forever(self) -> None:
         self._worker.start()
-        log.info("VideoScene backend %s listening on %s, results in %s", PROTOCOL_VERSION, self.address, self.output_dir)
+        log.info(
+            "VideoScene backend %s listening on %s, results in %s",
+            PROTOCOL_VERSION,
+            self.address,
+            self.output_dir,
+        )
         last_heartbeat = 0.0
         try:
             while not self._stop.is_set():
@@ -141,7 +155,9 @@ class BackendService:
         except zmq.ZMQError as exc:  # an unroutable client is dropped silently by ROUTER
             log.warning("could not send %s to a client: %s", message.type, exc)
 
-    def _reply_error(self, identity: bytes, error: VideoSceneError, reply_to: str | None, job_id: str | None) -> None:
+    def _reply_error(
+        self, identity: bytes, error: VideoSceneError, reply_to: str | None, job_id: str | None
+    ) -> None:
         body = error.to_dict()
         if reply_to and not job_id:
             body["reply_to"] = reply_to
@@ -164,7 +180,12 @@ class BackendService:
                 self._reply_error(identity, error, msg_id, job_id)
             except Exception as exc:  # never let one message take the service down
                 log.exception("error while handling a message")
-                self._reply_error(identity, VideoSceneError(ErrorCode.INTERNAL, str(exc), "See the backend log."), None, None)
+                self._reply_error(
+                    identity,
+                    VideoSceneError(ErrorCode.INTERNAL, str(exc), "See the backend log."),
+                    None,
+                    None,
+                )
 
     def _handle(self, identity: bytes, message: Message) -> None:
         handler = {
@@ -187,47 +208,90 @@ class BackendService:
     def _on_hello(self, identity: bytes, message: Message) -> None:
         from ..pipeline.registry import HANDLERS
 
-        self._send(identity, Message("welcome", body={
-            "reply_to": message.msg_id, "version": PROTOCOL_VERSION, "server": "videoscene-backend",
-            "device": _device_name(), "job_kinds": sorted(HANDLERS),
-            "max_message_bytes": self.max_message_bytes, "max_queue": self.max_queue,
-            "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
-        }))
+        self._send(
+            identity,
+            Message(
+                "welcome",
+                body={
+                    "reply_to": message.msg_id,
+                    "version": PROTOCOL_VERSION,
+                    "server": "videoscene-backend",
+                    "device": _device_name(),
+                    "job_kinds": sorted(HANDLERS),
+                    "max_message_bytes": self.max_message_bytes,
+                    "max_queue": self.max_queue,
+                    "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+                },
+            ),
+        )
 
     def _on_submit(self, identity: bytes, message: Message) -> None:
         from ..pipeline.registry import HANDLERS
 
         job_id, body = message.job_id, message.body
         if not job_id:
-            raise VideoSceneError(ErrorCode.BAD_MESSAGE, "submit needs a job_id.", "Use a fresh uuid4 hex.")
+            raise VideoSceneError(
+                ErrorCode.BAD_MESSAGE, "submit needs a job_id.", "Use a fresh uuid4 hex."
+            )
         kind, params = body.get("kind"), body.get("params", {})
         if kind not in HANDLERS:
-            raise VideoSceneError(ErrorCode.UNKNOWN_JOB_KIND, f"Unknown job kind {kind!r}.", f"Use one of: {', '.join(sorted(HANDLERS))}.")
+            raise VideoSceneError(
+                ErrorCode.UNKNOWN_JOB_KIND,
+                f"Unknown job kind {kind!r}.",
+                f"Use one of: {', '.join(sorted(HANDLERS))}.",
+            )
         if not isinstance(params, dict):
-            raise VideoSceneError(ErrorCode.BAD_PARAMS, "params must be a JSON object.", "Send params as an object.")
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS, "params must be a JSON object.", "Send params as an object."
+            )
         if job_id in self._jobs or results.read_record(self.output_dir, job_id):
-            raise VideoSceneError(ErrorCode.BAD_MESSAGE, f"Job id {job_id} is already in use.", "Use a fresh uuid4 hex.")
+            raise VideoSceneError(
+                ErrorCode.BAD_MESSAGE,
+                f"Job id {job_id} is already in use.",
+                "Use a fresh uuid4 hex.",
+            )
         waiting = sum(1 for job in self._jobs.values() if job.state == "queued")
         if waiting >= self.max_queue:
-            raise VideoSceneError(ErrorCode.QUEUE_FULL, f"{waiting} jobs are already waiting.", "Wait for running jobs to finish, or cancel some.")
+            raise VideoSceneError(
+                ErrorCode.QUEUE_FULL,
+                f"{waiting} jobs are already waiting.",
+                "Wait for running jobs to finish, or cancel some.",
+            )
         request = JobRequest(job_id, kind, params, dict(message.arrays), dict(message.blobs))
         job = Job(job_id, kind, identity, request)
         self._jobs[job_id] = job
         self._queue.put(job)
         log.info("job %s queued: %s (%d waiting)", job_id[:8], kind, waiting + 1)
-        self._send(identity, Message("accepted", body={"state": "queued", "position": waiting}, job_id=job_id))
+        self._send(
+            identity,
+            Message("accepted", body={"state": "queued", "position": waiting}, job_id=job_id),
+        )
 
     def _on_cancel(self, identity: bytes, message: Message) -> None:
         job = self._jobs.get(message.job_id or "")
         if job is None or job.state not in ("queued", "running"):
-            raise VideoSceneError(ErrorCode.UNKNOWN_JOB, f"No queued or running job {message.job_id!r}.", "It may have finished already; fetch it.")
+            raise VideoSceneError(
+                ErrorCode.UNKNOWN_JOB,
+                f"No queued or running job {message.job_id!r}.",
+                "It may have finished already; fetch it.",
+            )
         job.cancel.set()
         if job.state == "queued":
             job.state = "cancelled"
-            results.write_failure(self.output_dir, job.job_id, job.kind, VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started."), "cancelled")
-            self._send(identity, Message("cancelled", body={"state": "cancelled"}, job_id=job.job_id))
+            results.write_failure(
+                self.output_dir,
+                job.job_id,
+                job.kind,
+                VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started."),
+                "cancelled",
+            )
+            self._send(
+                identity, Message("cancelled", body={"state": "cancelled"}, job_id=job.job_id)
+            )
         else:
-            self._send(identity, Message("accepted", body={"state": "cancelling"}, job_id=job.job_id))
+            self._send(
+                identity, Message("accepted", body={"state": "cancelling"}, job_id=job.job_id)
+            )
         log.info("job %s cancel requested", job.job_id[:8])
 
     def _on_fetch(self, identity: bytes, message: Message) -> None:
@@ -239,19 +303,37 @@ class BackendService:
             return
         record = results.read_record(self.output_dir, job_id)
         if record is None:
-            raise VideoSceneError(ErrorCode.UNKNOWN_JOB, f"Unknown job {job_id!r}.", "Check the id; results live in the backend's output folder under jobs/.")
+            raise VideoSceneError(
+                ErrorCode.UNKNOWN_JOB,
+                f"Unknown job {job_id!r}.",
+                "Check the id; results live in the backend's output folder under jobs/.",
+            )
         self._send_record(identity, record)
 
     def _send_record(self, identity: bytes, record: dict) -> None:
         job_id = record["job_id"]
         if record.get("state") == "done":
             arrays, blobs = results.load_buffers(record)
-            body = {"kind": record["kind"], "meta": record["meta"], "files": record["files"], "job_dir": record["job_dir"]}
-            self._send(identity, Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs))
+            body = {
+                "kind": record["kind"],
+                "meta": record["meta"],
+                "files": record["files"],
+                "job_dir": record["job_dir"],
+            }
+            self._send(
+                identity, Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs)
+            )
         elif record.get("state") == "cancelled":
             self._send(identity, Message("cancelled", body={"state": "cancelled"}, job_id=job_id))
         else:
-            self._send(identity, Message("error", body={k: record.get(k, "") for k in ("code", "message", "hint")}, job_id=job_id))
+            self._send(
+                identity,
+                Message(
+                    "error",
+                    body={k: record.get(k, "") for k in ("code", "message", "hint")},
+                    job_id=job_id,
+                ),
+            )
 
     def _on_status(self, identity: bytes, message: Message) -> None:
         running = next((job for job in self._jobs.values() if job.state == "running"), None)
@@ -260,7 +342,14 @@ class BackendService:
             "version": PROTOCOL_VERSION,
             "device": _device_name(),
             "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
-            "running": None if running is None else {"job_id": running.job_id, "kind": running.kind, "stage": running.stage, "fraction": running.fraction},
+            "running": None
+            if running is None
+            else {
+                "job_id": running.job_id,
+                "kind": running.kind,
+                "stage": running.stage,
+                "fraction": running.fraction,
+            },
             "models": self.models.loaded(),
             "scenes": self.scenes.ids(),
             "output_dir": str(self.output_dir),
@@ -270,7 +359,9 @@ class BackendService:
     def _on_release(self, identity: bytes, message: Message) -> None:
         released = self.models.release()
         log.info("released models: %s", released or "none loaded")
-        self._send(identity, Message("released", body={"reply_to": message.msg_id, "released": released}))
+        self._send(
+            identity, Message("released", body={"reply_to": message.msg_id, "released": released})
+        )
 
     def _heartbeat(self, now: float) -> None:
         for identity, heard in list(self._clients.items()):
@@ -335,15 +426,24 @@ def _as_error(exc: Exception) -> VideoSceneError:
             "Release models (Release GPU), close other GPU programs, or choose memory_mode 'low' or 'lowest'.",
         )
     log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc)))
-    return VideoSceneError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {text}", "This is a backend bug; the backend log has the traceback.")
+    return VideoSceneError(
+        ErrorCode.INTERNAL,
+        f"{type(exc).__name__}: {text}",
+        "This is a backend bug; the backend log has the traceback.",
+    )
 
 
 def _peek_ids(payload: list[Any]) -> tuple[str | None, str | None]:
     """Best effort: the msg_id and job_id of a message that failed to decode, to address the error."""
     try:
-        envelope = json.loads(bytes(payload[0].buffer if hasattr(payload[0], "buffer") else payload[0])[: 1 << 20])
+        envelope = json.loads(
+            bytes(payload[0].buffer if hasattr(payload[0], "buffer") else payload[0])[: 1 << 20]
+        )
         msg_id, job_id = envelope.get("msg_id"), envelope.get("job_id")
-        return (msg_id if isinstance(msg_id, str) else None, job_id if isinstance(job_id, str) else None)
+        return (
+            msg_id if isinstance(msg_id, str) else None,
+            job_id if isinstance(job_id, str) else None,
+        )
     except Exception:
         return None, None
 
@@ -371,7 +471,10 @@ class ServiceHandle:
 
 
 def start_in_thread(
-    output_dir: Path | str, checkpoints_dir: Path | str | None = None, bind: str = "tcp://127.0.0.1:*", **kwargs: Any
+    output_dir: Path | str,
+    checkpoints_dir: Path | str | None = None,
+    bind: str = "tcp://127.0.0.1:*",
+    **kwargs: Any,
 ) -> ServiceHandle:
     """Run a service in a background thread (scripts, the headless `run` command, tests)."""
     from ..paths import checkpoints_dir as default_checkpoints

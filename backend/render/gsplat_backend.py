@@ -1,0 +1,49 @@
+"""gsplat's CUDA rasterizer (the fast path)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..scene.gaussians import GaussianScene
+
+
+def render_gsplat(
+    scene: GaussianScene,
+    c2w,
+    K,
+    width,
+    height,
+    background,
+    near,
+    far,
+    sh_degree,
+    want_depth,
+    want_alpha,
+):
+    from gsplat import rasterization
+
+    from . import RenderOutput
+
+    viewmats = torch.linalg.inv(c2w)
+    colors, alphas, _ = rasterization(
+        scene.means,
+        scene.quats,
+        scene.scales,
+        scene.opacities,
+        scene.sh,
+        viewmats,
+        K,
+        width,
+        height,
+        near_plane=near,
+        far_plane=far,
+        sh_degree=sh_degree,
+        backgrounds=background.expand(len(c2w), 3),
+        render_mode="RGB+ED",
+        packed=False,
+    )
+    return RenderOutput(
+        images=colors[..., :3].clamp(0, 1),
+        depth=colors[..., 3] if want_depth else None,
+        alpha=alphas[..., 0] if want_alpha else None,
+    )

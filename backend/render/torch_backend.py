@@ -1,0 +1,156 @@
+"""Pure-torch splat rasterizer for CPU and MPS, matching gsplat's CUDA kernels.
+
+Hand-written because gsplat has no CPU kernels. Projection and SH evaluation reuse gsplat's own
+pure-torch reference functions, so those parts are gsplat's maths exactly; what is written here
+is the tile assignment and the compositing, following gsplat's rules: 16 px tiles, a Gaussian
+joins every tile its 3.33-sigma box touches, alpha = min(0.999, opacity * exp(-sigma)), alphas
+below 1/255 are skipped, and compositing stops before transmittance would fall to 1e-4.
+Everything on the value path is plain differentiable torch (pose refinement backpropagates
+through it); tile bookkeeping runs without gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+from gsplat.cuda._torch_impl import (
+    _fully_fused_projection,
+    _quat_scale_to_covar_preci,
+    _spherical_harmonics,
+)
+
+from ..scene.gaussians import GaussianScene
+
+TILE = 16
+ALPHA_MIN = 1.0 / 255.0
+ALPHA_MAX = 0.999
+TRANSMITTANCE_MIN = 1e-4
+
+
+def render_torch(
+    scene: GaussianScene,
+    c2w,
+    K,
+    width,
+    height,
+    background,
+    near,
+    far,
+    sh_degree,
+    want_depth,
+    want_alpha,
+):
+    from . import RenderOutput
+
+    covars, _ = _quat_scale_to_covar_preci(scene.quats, scene.scales, compute_preci=False)
+    viewmats = torch.linalg.inv(c2w)
+    images, depths, alphas = [], [], []
+    for view in range(len(c2w)):
+        image, depth, alpha = _render_one(
+            scene,
+            covars,
+            viewmats[view],
+            c2w[view],
+            K[view],
+            width,
+            height,
+            background,
+            near,
+            far,
+            sh_degree,
+        )
+        images.append(image)
+        depths.append(depth)
+        alphas.append(alpha)
+    return RenderOutput(
+        images=torch.stack(images),
+        depth=torch.stack(depths) if want_depth else None,
+        alpha=torch.stack(alphas) if want_alpha else None,
+    )
+
+
+def _render_one(scene, covars, viewmat, c2w, K, width, height, background, near, far, sh_degree):
+    radii, means2d, depths, conics, _ = _fully_fused_projection(
+        scene.means, covars, viewmat[None], K[None], width, height, near_plane=near, far_plane=far
+    )
+    radii, means2d, depths, conics = radii[0], means2d[0], depths[0], conics[0]
+    visible = torch.nonzero((radii > 0).all(dim=-1)).squeeze(1)
+    empty = torch.zeros(height, width, dtype=scene.means.dtype, device=scene.means.device)
+    if visible.numel() == 0:
+        return background.expand(height, width, 3).clone(), empty, empty
+    # Front to back: sort the visible Gaussians by depth once; tile lists keep that order.
+    visible = visible[torch.argsort(depths[visible].detach())]
+    camera_centre = c2w[:3, 3]
+    directions = scene.means[visible] - camera_centre
+    colors = _spherical_harmonics(sh_degree, directions, scene.sh[visible]) + 0.5
+    colors = torch.clamp_min(colors, 0.0)
+    feature = torch.cat([colors, depths[visible, None]], dim=-1)  # composite depth alongside
+    opacities = scene.opacities[visible]
+    centre, conic = means2d[visible], conics[visible]
+
+    tiles_x, tiles_y = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
+    tile_ids, order = _tile_pairs(centre.detach(), radii[visible], tiles_x, tiles_y)
+    counts = torch.bincount(tile_ids, minlength=tiles_x * tiles_y)
+    starts = torch.cumsum(counts, 0) - counts
+
+    out = torch.zeros(tiles_y * TILE, tiles_x * TILE, 4, dtype=feature.dtype, device=feature.device)
+    out_alpha = torch.zeros(
+        tiles_y * TILE, tiles_x * TILE, dtype=feature.dtype, device=feature.device
+    )
+    offsets = torch.arange(TILE, dtype=feature.dtype, device=feature.device) + 0.5
+    for tile in torch.nonzero(counts).squeeze(1).tolist():
+        ty, tx = divmod(tile, tiles_x)
+        members = order[starts[tile] : starts[tile] + counts[tile]]
+        ys, xs = torch.meshgrid(ty * TILE + offsets, tx * TILE + offsets, indexing="ij")
+        pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)  # (256, 2) pixel centres
+        colour, alpha = _composite(
+            pixels, centre[members], conic[members], opacities[members], feature[members]
+        )
+        out[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE] = colour.reshape(
+            TILE, TILE, 4
+        )
+        out_alpha[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE] = alpha.reshape(
+            TILE, TILE
+        )
+    out, out_alpha = out[:height, :width], out_alpha[:height, :width]
+    image = out[..., :3] + (1.0 - out_alpha[..., None]) * background
+    depth = torch.where(
+        out_alpha > 0, out[..., 3] / out_alpha.clamp_min(1e-10), torch.zeros_like(out_alpha)
+    )
+    return image, depth, out_alpha
+
+
+@torch.no_grad()
+def _tile_pairs(centre: torch.Tensor, radii: torch.Tensor, tiles_x: int, tiles_y: int):
+    """(tile id, Gaussian index) pairs for every tile each Gaussian's box touches, grouped by
+    tile and depth-ordered within a tile (Gaussians arrive sorted by depth)."""
+    x0 = ((centre[:, 0] - radii[:, 0]) / TILE).floor().clamp(0, tiles_x).long()
+    x1 = ((centre[:, 0] + radii[:, 0]) / TILE).ceil().clamp(0, tiles_x).long()
+    y0 = ((centre[:, 1] - radii[:, 1]) / TILE).floor().clamp(0, tiles_y).long()
+    y1 = ((centre[:, 1] + radii[:, 1]) / TILE).ceil().clamp(0, tiles_y).long()
+    width, height = x1 - x0, y1 - y0
+    per_gaussian = width * height
+    gaussian = torch.repeat_interleave(
+        torch.arange(len(centre), device=centre.device), per_gaussian
+    )
+    first = torch.cumsum(per_gaussian, 0) - per_gaussian
+    local = torch.arange(len(gaussian), device=centre.device) - first[gaussian]
+    tile_x = x0[gaussian] + local % width[gaussian]
+    tile_y = y0[gaussian] + local // width[gaussian]
+    tile_ids = tile_y * tiles_x + tile_x
+    # Stable sort by tile keeps the depth order inside each tile.
+    order = torch.sort(tile_ids, stable=True)
+    return order.values, gaussian[order.indices]
+
+
+def _composite(pixels, centre, conic, opacity, feature):
+    """Front-to-back alpha compositing of G depth-sorted Gaussians over P pixels."""
+    delta = pixels[:, None, :] - centre[None, :, :]  # (P, G, 2)
+    dx, dy = delta[..., 0], delta[..., 1]
+    sigma = 0.5 * (conic[:, 0] * dx * dx + conic[:, 2] * dy * dy) + conic[:, 1] * dx * dy
+    alpha = torch.clamp_max(opacity * torch.exp(-sigma), ALPHA_MAX)
+    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+    after = torch.cumprod(1.0 - alpha, dim=1)  # transmittance after each Gaussian
+    before = torch.cat([torch.ones_like(after[:, :1]), after[:, :-1]], dim=1)
+    # gsplat stops (and skips that Gaussian) as soon as the transmittance would reach 1e-4.
+    weight = torch.where(after > TRANSMITTANCE_MIN, alpha * before, torch.zeros_like(alpha))
+    return weight @ feature, weight.sum(dim=1)
