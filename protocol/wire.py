@@ -150,7 +150,7 @@ def decode(frames: list[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
             "Update the Blender add-on and the backend to the same release.",
         )
     kind = envelope.get("type")
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise _bad(
             ErrorCode.UNKNOWN_TYPE,
             f"Unknown message type {kind!r}.",
@@ -221,7 +221,7 @@ def _decode_buffer(descriptor: Any, view: memoryview, message: Message) -> None:
             ErrorCode.BAD_MESSAGE, f"Buffer {name!r} has kind {kind!r}.", "Use 'array' or 'blob'."
         )
     dtype, shape = descriptor.get("dtype"), descriptor.get("shape")
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise _bad(
             ErrorCode.BAD_MESSAGE,
             f"Buffer {name!r} has dtype {dtype!r}.",
