@@ -189,7 +189,7 @@ def _dense_points(left, right, gray_left, gray_right, K, R, t):
     size = (width, height)
     zero = np.zeros(5)
     R1, R2, P1, P2, Q, _, _ = cv2.stereoRectify(
-        K, zero, K, zero, size, R, t, alpha=0, flags=cv2.CALIB_ZERO_DISPARITY
+        K, zero, K, zero, size, R, t, alpha=1, flags=cv2.CALIB_ZERO_DISPARITY
     )
     map_left = cv2.initUndistortRectifyMap(K, zero, R1, P1, size, cv2.CV_32FC1)
     map_right = cv2.initUndistortRectifyMap(K, zero, R2, P2, size, cv2.CV_32FC1)
