@@ -1,0 +1,99 @@
+"""Benchmark: importing Gaussians into Blender, ours vs the naive approach (runs in bpy).
+
+Ours: blender_addon.importers.splat (vertices.add + foreach_set from numpy, mesh -> point cloud).
+Naive baseline, as some public splat add-ons do: mesh.from_pydata with a list of tuples, then a
+per-point Python loop for each attribute.
+
+    .venv/bin/python build_addon.py --vendor-only
+    .venv/bin/python bench/import_splat.py [--gaussians 524288]
+
+Prints one final JSON line {"bench": "import_splat", "gaussians", "ours_s", "naive_s", "ratio"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from blender_addon.importers.splat import import_splat  # noqa: E402
+
+
+def random_splat(count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    quats = rng.normal(size=(count, 4)).astype(np.float32)
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    return {
+        "means": rng.normal(size=(count, 3)).astype(np.float32),
+        "quats": quats,
+        "scales": rng.uniform(0.001, 0.05, size=(count, 3)).astype(np.float32),
+        "opacities": rng.uniform(0.0, 1.0, size=count).astype(np.float32),
+        "colors": rng.uniform(0.0, 1.0, size=(count, 3)).astype(np.float32),
+    }
+
+
+def naive_import(arrays: dict[str, np.ndarray], collection) -> bpy.types.Object:
+    """The per-point way: Python lists and loops over every Gaussian."""
+    mesh = bpy.data.meshes.new("naive")
+    mesh.from_pydata([tuple(p) for p in arrays["means"].tolist()], [], [])
+    for name, kind in (
+        ("color", "FLOAT_COLOR"),
+        ("opacity", "FLOAT"),
+        ("scale", "FLOAT_VECTOR"),
+        ("rotation", "QUATERNION"),
+    ):
+        mesh.attributes.new(name, kind, "POINT")
+    # Look attributes up after all are added: adding one invalidates earlier references.
+    color, opacity = mesh.attributes["color"], mesh.attributes["opacity"]
+    scale, rotation = mesh.attributes["scale"], mesh.attributes["rotation"]
+    colors, opacities = arrays["colors"].tolist(), arrays["opacities"].tolist()
+    scales, quats = arrays["scales"].tolist(), arrays["quats"].tolist()
+    for i in range(len(colors)):
+        color.data[i].color = (*colors[i], opacities[i])
+        opacity.data[i].value = opacities[i]
+        scale.data[i].vector = scales[i]
+        rotation.data[i].value = quats[i]
+    obj = bpy.data.objects.new("naive", mesh)
+    collection.objects.link(obj)
+    return obj
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gaussians", type=int, default=524_288)
+    args = parser.parse_args(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else None)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arrays = random_splat(args.gaussians)
+    collection = bpy.context.scene.collection
+
+    start = time.perf_counter()
+    ours = import_splat(bpy.context, arrays, None, collection, name="ours")
+    ours_s = time.perf_counter() - start
+    assert len(ours.data.points) == args.gaussians
+
+    start = time.perf_counter()
+    naive = naive_import(arrays, collection)
+    naive_s = time.perf_counter() - start
+    assert len(naive.data.vertices) == args.gaussians
+
+    print(
+        json.dumps(
+            {
+                "bench": "import_splat",
+                "gaussians": args.gaussians,
+                "ours_s": round(ours_s, 4),
+                "naive_s": round(naive_s, 4),
+                "ratio": round(naive_s / ours_s, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
