@@ -1,0 +1,83 @@
+"""The local backend process the add-on starts (local mode) and stops on unregister."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+
+LOG_NAME = "backend.log"
+_process: subprocess.Popen | None = None
+_log_path: Path | None = None
+
+
+def command_line(template: str, address: str, output_dir: Path) -> list[str]:
+    """Split the configured command; {address} and {output_dir} are filled in."""
+    filled = template.format(address=address, output_dir=str(output_dir))
+    return shlex.split(filled, posix=sys.platform != "win32")
+
+
+def start(template: str, address: str, output_dir: Path) -> subprocess.Popen:
+    """Start the backend unless the one we started is still running. Output goes to a log file
+    in the output folder (shown in the preferences)."""
+    global _process, _log_path
+    if is_running():
+        return _process
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _log_path = output_dir / LOG_NAME
+    argv = command_line(template, address, output_dir)
+    log = open(_log_path, "ab")  # noqa: SIM115 -- handed to the child process, closed by it
+    try:
+        _process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    except OSError as exc:
+        raise VideoSceneError(
+            ErrorCode.BACKEND_DEAD,
+            f"Could not start the backend ({argv[0]}): {exc.strerror or exc}.",
+            "Check the backend command in the VideoScene preferences "
+            "(install it with: pip install videoscene-blender[backend]).",
+        ) from exc
+    finally:
+        log.close()
+    return _process
+
+
+def is_running() -> bool:
+    return _process is not None and _process.poll() is None
+
+
+def exit_code() -> int | None:
+    return None if _process is None else _process.poll()
+
+
+def pid() -> int | None:
+    return None if _process is None else _process.pid
+
+
+def log_path() -> Path | None:
+    return _log_path
+
+
+def log_tail(lines: int = 8) -> str:
+    if _log_path is None or not _log_path.exists():
+        return ""
+    text = _log_path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def stop(timeout_s: float = 5.0) -> None:
+    """Terminate the process we started (kill it if it does not exit in time)."""
+    global _process
+    process, _process = _process, None
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)

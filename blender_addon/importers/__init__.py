@@ -1,0 +1,1 @@
+"""Importers: Gaussian splats -> point clouds, video frames -> sequencer strips."""

@@ -1,0 +1,1 @@
+"""User interface: sidebar panels in the 3D viewport and the sequencer."""

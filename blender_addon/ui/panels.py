@@ -1,0 +1,112 @@
+"""The VideoScene sidebar panels (3D viewport and sequencer share one layout)."""
+
+from __future__ import annotations
+
+import bpy
+
+
+def _draw_status(layout: bpy.types.UILayout, state) -> None:
+    box = layout.box()
+    box.label(text=state.status, icon="TIME" if state.busy else "INFO")
+    if state.busy and hasattr(layout, "progress"):  # UILayout.progress exists from 4.0
+        box.progress(factor=state.progress, text=f"{state.stage} {state.progress:.0%}".strip())
+    if state.error_message:
+        col = box.column(align=True)
+        col.alert = True
+        col.label(text=state.error_message, icon="ERROR")
+        if state.error_hint:
+            col.label(text=state.error_hint)
+    if state.refine_message:
+        box.label(text=state.refine_message, icon="INFO")
+
+
+def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.videoscene
+    state = context.window_manager.videoscene_state
+    col = layout.column()
+    col.prop(settings, "image_a")
+    col.prop(settings, "image_b")
+    col.prop(settings, "prior")
+    col.prop(settings, "camera")
+    col.prop(settings, "scene_empty")
+    col.prop(settings, "use_scene_range")
+    if not settings.use_scene_range:
+        row = col.row(align=True)
+        row.prop(settings, "frame_start")
+        row.prop(settings, "frame_end")
+    col.prop(settings, "keyframe_flythrough")
+    row = layout.row(align=True)
+    row.scale_y = 1.3
+    row.operator("videoscene.build_scene", icon="POINTCLOUD_DATA")
+    row.operator("videoscene.generate_video", icon="RENDER_ANIMATION")
+    row = layout.row(align=True)
+    row.operator("videoscene.cancel", icon="CANCEL")
+    row.operator("videoscene.release_gpu", icon="MEMORY")
+    layout.operator("videoscene.keyframe_flythrough", icon="CAMERA_DATA")
+    _draw_status(layout, state)
+
+
+def draw_advanced(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    settings = context.scene.videoscene
+    col = layout.column()
+    col.prop(settings, "refine")
+    sub = col.column()
+    sub.active = settings.refine
+    sub.prop(settings, "mode")
+    sub.prop(settings, "leap_timestep")
+    if settings.mode == "multi_step":
+        sub.prop(settings, "steps")
+        sub.prop(settings, "guidance_scale")
+    sub.prop(settings, "condition_source")
+    sub.prop(settings, "memory_mode")
+    col.prop(settings, "seed")
+    col.prop(settings, "fov_deg")
+    col.prop(settings, "background")
+    row = col.row(align=True)
+    row.prop(settings, "near")
+    row.prop(settings, "far")
+
+
+class _MainPanel:
+    bl_region_type = "UI"
+    bl_category = "VideoScene"
+    bl_label = "VideoScene"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_main(self.layout, context)
+
+
+class _AdvancedPanel:
+    bl_region_type = "UI"
+    bl_category = "VideoScene"
+    bl_label = "Advanced"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        draw_advanced(self.layout, context)
+
+
+class VIDEOSCENE_PT_view3d(_MainPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+
+
+class VIDEOSCENE_PT_view3d_advanced(_AdvancedPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_parent_id = "VIDEOSCENE_PT_view3d"
+
+
+class VIDEOSCENE_PT_sequencer(_MainPanel, bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+
+
+class VIDEOSCENE_PT_sequencer_advanced(_AdvancedPanel, bpy.types.Panel):
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_parent_id = "VIDEOSCENE_PT_sequencer"
+
+
+classes = (
+    VIDEOSCENE_PT_view3d,
+    VIDEOSCENE_PT_view3d_advanced,
+    VIDEOSCENE_PT_sequencer,
+    VIDEOSCENE_PT_sequencer_advanced,
+)

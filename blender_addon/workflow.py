@@ -1,0 +1,320 @@
+"""Build Scene and Generate Video: what to send, and what to do with the results.
+
+Operators call start_build / start_render; the result handlers run inside client_glue.step()
+(main thread) and change the Blender scene.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from . import camera_path, preferences
+from ._vendor.videoscene_protocol import cameras
+from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from .client_glue import SESSION, PendingJob
+from .compat import is_animated
+from .importers.sequencer import add_video_strips, write_video_files
+from .importers.splat import import_splat
+
+COLLECTION_NAME = "VideoScene"
+EMPTY_NAME = "VideoScene Scene"
+SCENE_ID_KEY = "videoscene_scene_id"
+PLY_KEY = "videoscene_ply"
+REFERENCE_KEY = "videoscene_reference_cameras"
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+# -- Build Scene ------------------------------------------------------------------------------
+def _read_photo(path_setting: str, label: str) -> bytes:
+    if not path_setting:
+        raise VideoSceneError(
+            ErrorCode.BAD_IMAGE, f"{label} is not set.", "Choose two photos in the panel."
+        )
+    path = Path(bpy.path.abspath(path_setting))
+    if not path.is_file():
+        raise VideoSceneError(
+            ErrorCode.BAD_IMAGE, f"{label} does not exist: {path}", "Choose an existing file."
+        )
+    size = path.stat().st_size
+    if size == 0 or size > MAX_IMAGE_BYTES:
+        raise VideoSceneError(
+            ErrorCode.BAD_IMAGE,
+            f"{label} is {size} bytes.",
+            "Use a PNG or JPEG photo under 64 MB.",
+        )
+    return path.read_bytes()
+
+
+def start_build(context: bpy.types.Context, then_render: bool = False) -> None:
+    scene = context.scene
+    settings = scene.videoscene
+    blobs = {
+        "image_0": _read_photo(settings.image_a, "Photo A"),
+        "image_1": _read_photo(settings.image_b, "Photo B"),
+    }
+    if then_render:  # fail now, not after the build, when the path cannot be rendered
+        _check_render_camera(scene)
+    params = {"prior": settings.prior, "fov_deg": settings.fov_deg or None}
+    SESSION.submit(
+        PendingJob(
+            "build_scene",
+            scene.name,
+            on_result=_on_build_result,
+            data={"then_render": then_render},
+            params=params,
+            blobs=blobs,
+        )
+    )
+
+
+def _collection(scene: bpy.types.Scene) -> bpy.types.Collection:
+    collection = bpy.data.collections.get(COLLECTION_NAME)
+    if collection is None:
+        collection = bpy.data.collections.new(COLLECTION_NAME)
+    if collection.name not in scene.collection.children:
+        scene.collection.children.link(collection)
+    return collection
+
+
+def _reference_camera(
+    name: str, reference: dict[str, Any], parent: bpy.types.Object, collection
+) -> bpy.types.Object:
+    K = np.asarray(reference["K"], dtype=np.float64)
+    params = cameras.blender_from_intrinsics(K, int(reference["width"]), int(reference["height"]))
+    data = bpy.data.cameras.new(name)
+    data.lens = params.lens_mm
+    data.sensor_fit = params.sensor_fit
+    data.sensor_width = params.sensor_width_mm
+    data.sensor_height = params.sensor_height_mm
+    data.shift_x, data.shift_y = params.shift_x, params.shift_y
+    obj = bpy.data.objects.new(name, data)
+    collection.objects.link(obj)
+    obj.parent = parent
+    c2w = np.asarray(reference["c2w"], dtype=np.float64)
+    obj.matrix_basis = Matrix(np.asarray(cameras.opencv_to_blender_c2w(c2w)).tolist())
+    obj["videoscene_resolution"] = (int(reference["width"]), int(reference["height"]))
+    return obj
+
+
+def import_build_result(context: bpy.types.Context, scene: bpy.types.Scene, result: Any):
+    """Save the PLY, create the scene empty, the point cloud and the reference cameras."""
+    meta = result.meta
+    scene_id = str(meta["scene_id"])
+    references = meta.get("reference_cameras") or []
+    if len(references) != 2:
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            f"The build result has {len(references)} reference cameras, expected 2.",
+            "The backend and add-on versions may differ: update both.",
+        )
+    folder = preferences.output_dir(preferences.get(context)) / "scenes" / scene_id
+    folder.mkdir(parents=True, exist_ok=True)
+    ply_path = folder / "scene.ply"
+    ply = result.blobs.get("scene.ply")
+    if ply is None:
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE, "The build result has no scene.ply.", "Update the backend."
+        )
+    ply_path.write_bytes(ply)
+
+    collection = _collection(scene)
+    empty = bpy.data.objects.new(EMPTY_NAME, None)
+    empty.empty_display_type = "ARROWS"
+    collection.objects.link(empty)
+    empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
+    empty[SCENE_ID_KEY] = scene_id
+    empty[PLY_KEY] = str(ply_path)
+    empty[REFERENCE_KEY] = json.dumps(references)
+    empty["videoscene_prior"] = str(meta.get("prior", ""))
+
+    import_splat(context, result.arrays, empty, collection)
+    for index, reference in enumerate(references):
+        _reference_camera(f"VideoScene Reference {index}", reference, empty, collection)
+    scene.videoscene.scene_empty = empty
+    context.view_layer.update()  # children's matrix_world follow the parent from here on
+    return empty
+
+
+def import_ply_scene(context: bpy.types.Context, path: Path, arrays: dict[str, np.ndarray]):
+    """A splat from a PLY file under a new scene empty (no backend scene id: Generate Video
+    builds one only from photos, so this is for viewing and path authoring)."""
+    scene = context.scene
+    collection = _collection(scene)
+    empty = bpy.data.objects.new(EMPTY_NAME, None)
+    empty.empty_display_type = "ARROWS"
+    collection.objects.link(empty)
+    empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
+    empty[PLY_KEY] = str(path)
+    import_splat(context, arrays, empty, collection, name=path.stem)
+    context.view_layer.update()
+    return empty
+
+
+def reference_c2ws(empty: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    references = json.loads(empty[REFERENCE_KEY])
+    return (
+        np.asarray(references[0]["c2w"], dtype=np.float64),
+        np.asarray(references[1]["c2w"], dtype=np.float64),
+    )
+
+
+def _ensure_camera(scene: bpy.types.Scene) -> bpy.types.Object:
+    settings = scene.videoscene
+    camera = settings.active_camera(scene)
+    if camera is None:
+        camera = bpy.data.objects.new(
+            "VideoScene Camera", bpy.data.cameras.new("VideoScene Camera")
+        )
+        _collection(scene).objects.link(camera)
+        settings.camera = camera
+        scene.camera = camera
+    return camera
+
+
+def keyframe_flythrough(scene: bpy.types.Scene) -> bpy.types.Object:
+    """Animate the chosen camera from reference camera 0 to 1 over the frame range."""
+    settings = scene.videoscene
+    empty = settings.scene_empty
+    if empty is None or REFERENCE_KEY not in empty:
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_SCENE, "No VideoScene scene is built yet.", "Run Build Scene first."
+        )
+    camera = _ensure_camera(scene)
+    start, end = settings.frame_range(scene)
+    count = max(2, end - start + 1)
+    path = camera_path.reference_flythrough(*reference_c2ws(empty), count)
+    camera_path.keyframe_camera_path(camera, np.array(empty.matrix_world), path, start, end)
+    return camera
+
+
+def _on_build_result(result: Any, job: PendingJob) -> None:
+    scene = bpy.data.scenes[job.scene_name]
+    context = bpy.context
+    empty = import_build_result(context, scene, result)
+    state = context.window_manager.videoscene_state
+    state.status = f"Scene built: {result.meta.get('num_gaussians', '?')} Gaussians"
+    settings = scene.videoscene
+    if job.data.get("then_render"):
+        camera = settings.active_camera(scene)
+        start, end = settings.frame_range(scene)
+        first, last = camera_path.sample_world_matrices(scene, camera, np.array([start, end]))
+        empty.matrix_world = Matrix(
+            camera_path.scene_matrix_for_path(*reference_c2ws(empty), first, last).tolist()
+        )
+        start_render(context, scene)
+    elif settings.keyframe_flythrough:
+        camera = settings.active_camera(scene)
+        if camera is None or not is_animated(camera):
+            keyframe_flythrough(scene)
+
+
+# -- Generate Video ---------------------------------------------------------------------------
+def _check_render_camera(scene: bpy.types.Scene) -> None:
+    settings = scene.videoscene
+    start, end = settings.frame_range(scene)
+    identity = bpy.data.objects.new("VideoScene probe", None)  # cameras in world = splat frame
+    try:
+        camera_path.render_cameras(scene, settings.active_camera(scene), identity, start, end)
+    finally:
+        bpy.data.objects.remove(identity)
+
+
+def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = None) -> None:
+    """Generate Video; with no scene built yet, build first (one-click)."""
+    scene = scene or context.scene
+    settings = scene.videoscene
+    empty = settings.scene_empty
+    if empty is None or SCENE_ID_KEY not in empty:
+        start_build(context, then_render=True)
+        return
+    camera = settings.active_camera(scene)
+    start, end = settings.frame_range(scene)
+    c2w, K = camera_path.render_cameras(scene, camera, empty, start, end)
+    params = {
+        "scene_id": str(empty[SCENE_ID_KEY]),
+        "width": camera_path.VIDEO_WIDTH,
+        "height": camera_path.VIDEO_HEIGHT,
+        "refine": bool(settings.refine),
+        "background": [float(v) for v in settings.background],
+        "near": float(settings.near),
+        "far": float(settings.far),
+        "leap_timestep": settings.leap_timestep or None,
+        "seed": int(settings.seed),
+        "mode": settings.mode,
+        "steps": int(settings.steps),
+        "guidance_scale": float(settings.guidance_scale),
+        "memory_mode": (
+            preferences.get(context).default_memory_mode
+            if settings.memory_mode == "default"
+            else settings.memory_mode
+        ),
+        "condition_source": settings.condition_source,
+    }
+    SESSION.submit(
+        PendingJob(
+            "render_video",
+            scene.name,
+            on_result=_on_render_result,
+            on_error=_on_render_error,
+            data={"frame_range": (start, end), "empty": empty.name, "resent": False},
+            params=params,
+            arrays={"c2w": c2w, "K": K},
+        )
+    )
+
+
+def _on_render_result(result: Any, job: PendingJob) -> None:
+    """Write the PNGs on a worker thread, then add the strips here on the main thread."""
+    start, end = job.data["frame_range"]
+    refined = bool(result.meta.get("refined")) and "frames" in result.arrays
+    folder = preferences.output_dir(preferences.get()) / result.job_id
+    frames = result.arrays["frames"] if refined else None
+    coarse = result.arrays["coarse"]
+    refine_message = "" if refined else str(result.meta.get("refine_message", ""))
+
+    def add_strips(files: tuple[list[Path] | None, list[Path]]) -> None:
+        scene = bpy.data.scenes.get(job.scene_name)
+        if scene is None:  # the scene was deleted meanwhile; the files stay on disk
+            return
+        add_video_strips(scene, f"VideoScene {result.job_id[:8]}", *files, start, end)
+        scene.videoscene["last_video"] = str(folder)
+        state = bpy.context.window_manager.videoscene_state
+        state.refine_message = refine_message
+        state.status = "Video ready" if refined else "Coarse video ready (not refined)"
+
+    bpy.context.window_manager.videoscene_state.status = "Writing frames"
+    SESSION.run_in_background(lambda: write_video_files(folder, frames, coarse), add_strips)
+
+
+def _on_render_error(error: VideoSceneError, job: PendingJob) -> bool:
+    """UNKNOWN_SCENE: the backend restarted. Re-send the saved PLY and retry, once, silently."""
+    if error.code != ErrorCode.UNKNOWN_SCENE or job.data.get("resent"):
+        return False
+    empty = bpy.data.objects.get(job.data["empty"])
+    ply_path = Path(empty[PLY_KEY]) if empty is not None and PLY_KEY in empty else None
+    if ply_path is None or not ply_path.is_file():
+        return False
+
+    def on_loaded(result: Any, _load_job: PendingJob) -> None:
+        scene_id = str(result.meta.get("scene_id", job.params["scene_id"]))
+        empty[SCENE_ID_KEY] = scene_id
+        job.params["scene_id"] = scene_id
+        job.data["resent"] = True
+        SESSION.submit(job)
+
+    SESSION.submit(
+        PendingJob(
+            "load_scene",
+            job.scene_name,
+            on_result=on_loaded,
+            params={"scene_id": job.params["scene_id"]},
+            blobs={"scene.ply": ply_path.read_bytes()},
+        )
+    )
+    return True

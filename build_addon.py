@@ -1,0 +1,195 @@
+"""Build the installable VideoScene extension zips with Blender's own extension tool.
+
+Two builds, because Blender's installer treats a zip holding a cp311 wheel as Python-3.11-only:
+  - "py311": Blender 4.2 .. 5.0 (CPython 3.11), cp311 pyzmq wheels, blender_version_max 5.1.0
+  - "abi3":  Blender 5.1+ (CPython 3.13), cp312-abi3 pyzmq wheels, blender_version_min 5.1.0
+Each is split per platform (--split-platforms) and every zip is validated.
+
+Steps: vendor protocol/ into blender_addon/_vendor/videoscene_protocol (also what tests from
+source need: `python build_addon.py --vendor-only`), download the wheels into
+blender_addon/wheels/<build>/ (pip download; --offline reuses them), stage a copy of the add-on
+under build/addon-stage/<build>/ with the manifest filled in (the tracked manifest is never
+edited), then `blender_ext.py build` + `validate` into dist/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform as host_platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+ADDON_DIR = ROOT / "blender_addon"
+PROTOCOL_DIR = ROOT / "protocol"
+WHEEL_CACHE = ADDON_DIR / "wheels"
+STAGE_DIR = ROOT / "build" / "addon-stage"
+PYZMQ = "pyzmq==27.*"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "wheels")
+
+# Blender platform -> pip --platform tags that can serve it (pip needs exact tags).
+PIP_PLATFORMS = {
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "macos-arm64": ["macosx_11_0_arm64", "macosx_10_15_universal2"],
+    "macos-x64": ["macosx_10_15_x86_64", "macosx_10_15_universal2"],
+    "windows-x64": ["win_amd64"],
+    "windows-arm64": ["win_arm64"],
+}
+
+
+@dataclass(frozen=True)
+class BuildVariant:
+    name: str
+    pip_args: tuple[str, ...]
+    version_min: str
+    version_max: str | None
+
+
+VARIANTS = {
+    "py311": BuildVariant("py311", ("--python-version", "3.11"), "4.2.0", "5.1.0"),
+    "abi3": BuildVariant(
+        "abi3",
+        ("--python-version", "3.13", "--implementation", "cp", "--abi", "abi3"),
+        "5.1.0",
+        None,
+    ),
+}
+
+
+def current_platform() -> str:
+    machine = host_platform.machine().lower()
+    arch = "arm64" if machine in ("arm64", "aarch64") else "x64"
+    system = {"linux": "linux", "darwin": "macos", "win32": "windows"}[sys.platform]
+    return f"{system}-{arch}"
+
+
+def blender_ext_script() -> Path:
+    """blender_ext.py ships inside the bpy wheel (found without importing bpy)."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("bpy is not installed: pip install bpy (it carries blender_ext.py)")
+    base = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(base.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        raise SystemExit(f"blender_ext.py not found under {base}")
+    return found[-1]
+
+
+def vendor_protocol(addon_dir: Path) -> Path:
+    """Copy protocol/ to <addon>/_vendor/videoscene_protocol (it imports itself relatively)."""
+    vendor = addon_dir / "_vendor"
+    target = vendor / "videoscene_protocol"
+    if target.exists():
+        shutil.rmtree(target)
+    vendor.mkdir(parents=True, exist_ok=True)
+    (vendor / "__init__.py").write_text('"""Packages vendored by build_addon.py."""\n')
+    shutil.copytree(PROTOCOL_DIR, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def download_wheels(variant: BuildVariant, platforms: list[str], offline: bool) -> list[Path]:
+    folder = WHEEL_CACHE / variant.name
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels: list[Path] = []
+    for blender_platform in platforms:
+        tags = PIP_PLATFORMS[blender_platform]
+        if not offline:
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+            command += ["--no-deps", PYZMQ, *variant.pip_args, "--dest", str(folder)]
+            for tag in tags:
+                command += ["--platform", tag]
+            subprocess.run(command, check=True)
+        matches = [w for w in folder.glob("pyzmq-*.whl") if any(t in w.name for t in tags)]
+        if not matches:
+            raise SystemExit(f"No {variant.name} pyzmq wheel for {blender_platform} in {folder}")
+        wheels.append(max(matches))  # newest version when several are cached
+    return sorted(set(wheels))
+
+
+def write_manifest(stage: Path, variant: BuildVariant, platforms: list[str], wheels: list[Path]):
+    path = stage / "blender_manifest.toml"
+    text = path.read_text()
+    wheel_lines = "".join(f'  "./wheels/{w.name}",\n' for w in wheels)
+    text = re.sub(r"(?m)^wheels = \[\]$", f"wheels = [\n{wheel_lines}]", text)
+    lines = f'blender_version_min = "{variant.version_min}"\n'
+    if variant.version_max:
+        lines += f'blender_version_max = "{variant.version_max}"\n'
+    lines += "platforms = [" + ", ".join(f'"{p}"' for p in platforms) + "]\n"
+    text = re.sub(r'(?m)^blender_version_min = "[^"]*"\n', lines, text)
+    path.write_text(text)
+
+
+def stage_variant(variant: BuildVariant, platforms: list[str], wheels: list[Path]) -> Path:
+    stage = STAGE_DIR / variant.name
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(ADDON_DIR, stage, ignore=IGNORED)
+    vendor_protocol(stage)
+    (stage / "wheels").mkdir()
+    for wheel in wheels:
+        shutil.copy2(wheel, stage / "wheels" / wheel.name)
+    write_manifest(stage, variant, platforms, wheels)
+    return stage
+
+
+def run_tool(*args: str) -> None:
+    subprocess.run([sys.executable, str(blender_ext_script()), *args], check=True)
+
+
+def build_variant(
+    variant: BuildVariant, platforms: list[str], offline: bool, output_dir: Path
+) -> list[Path]:
+    wheels = download_wheels(variant, platforms, offline)
+    stage = stage_variant(variant, platforms, wheels)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    label = "blender4.2-5.0" if variant.name == "py311" else "blender5.1plus"
+    base = output_dir / f"videoscene-{label}.zip"
+    for old in output_dir.glob(f"videoscene-{label}*.zip"):
+        old.unlink()
+    run_tool(
+        "build",
+        "--source-dir",
+        str(stage),
+        "--output-filepath",
+        str(base),
+        "--split-platforms",
+    )
+    zips = sorted(output_dir.glob(f"videoscene-{label}-*.zip"))
+    for archive in zips:
+        run_tool("validate", str(archive))
+    return zips
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--platform",
+        action="append",
+        choices=[*PIP_PLATFORMS, "current"],
+        help="build only for these platforms (repeatable; 'current' = this machine)",
+    )
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--offline", action="store_true", help="use wheels already downloaded")
+    parser.add_argument("--vendor-only", action="store_true", help="only vendor protocol/")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    args = parser.parse_args(argv)
+
+    vendor_protocol(ADDON_DIR)
+    if args.vendor_only:
+        print(f"vendored protocol into {ADDON_DIR / '_vendor'}")
+        return 0
+    platforms = [current_platform() if p == "current" else p for p in (args.platform or [])]
+    platforms = sorted(set(platforms)) or list(PIP_PLATFORMS)
+    for name in args.variant or list(VARIANTS):
+        for archive in build_variant(VARIANTS[name], platforms, args.offline, args.output_dir):
+            print(f"built and validated {archive.relative_to(args.output_dir.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""End to end against a real backend process started by the add-on (local mode).
+
+Build Scene with the stereo prior on two photos, Generate Video (coarse, then refine without
+weights), a killed backend, the silent re-send after a restart, one-click Generate and bad
+input. Every wait is bounded: step() is called in a loop with a deadline (timers never fire in
+the bpy module).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from .conftest import ADDON_MODULE, ROOT, keyframed_camera, submodule
+
+BACKEND = Path(sys.executable).with_name("videoscene-backend")
+JOB_TIMEOUT_S = 150.0
+
+pytestmark = pytest.mark.skipif(not BACKEND.exists(), reason="videoscene-backend not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sample_photos(tmp_path: Path) -> tuple[Path, Path]:
+    """The repository's sample photos, or two views of a textured plane (a horizontal shift)."""
+    samples = sorted((ROOT / "samples").glob("*.jp*g")) + sorted((ROOT / "samples").glob("*.png"))
+    if len(samples) >= 2:
+        return samples[0], samples[1]
+    sequencer = submodule("importers.sequencer")
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, size=(240, 360, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(texture[::4, ::4], 4, axis=0), 4, axis=1)[:240, :360]
+    views = np.stack([texture[:, 16:336], texture[:, 4:324]])
+    paths = sequencer.write_pngs(views, tmp_path / "photos", prefix="view")
+    return paths[0], paths[1]
+
+
+def configure(tmp_path: Path) -> None:
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.backend_mode = "LOCAL"
+    prefs.local_address = f"tcp://127.0.0.1:{free_port()}"
+    prefs.local_command = f"{BACKEND} serve --bind {{address}} --output-dir {{output_dir}}"
+    prefs.start_timeout_s = 90.0
+    settings = bpy.context.scene.videoscene
+    photo_a, photo_b = sample_photos(tmp_path)
+    settings.image_a, settings.image_b = str(photo_a), str(photo_b)
+    settings.prior = "stereo"
+    settings.keyframe_flythrough = False
+
+
+def run_until_idle(timeout_s: float = JOB_TIMEOUT_S) -> None:
+    client_glue = submodule("client_glue")
+    state = bpy.context.window_manager.videoscene_state
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        more = client_glue.step()
+        if not more and not state.busy:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still busy after {timeout_s} s: {state.status}")
+
+
+def assert_no_error() -> None:
+    state = bpy.context.window_manager.videoscene_state
+    assert not state.error_message, f"{state.status}: {state.error_message} ({state.error_hint})"
+
+
+def strips(scene: bpy.types.Scene) -> list:
+    return list(submodule("compat").sequence_editor_strips(scene))
+
+
+def test_build_generate_kill_and_resend(addon, tmp_path):
+    configure(tmp_path)
+    scene = bpy.context.scene
+    camera = keyframed_camera(scene, 1, 49)
+    settings = scene.videoscene
+    settings.camera = camera
+
+    assert bpy.ops.videoscene.build_scene() == {"FINISHED"}
+    run_until_idle()
+    assert_no_error()
+    empty = settings.scene_empty
+    assert empty is not None and empty["videoscene_scene_id"]
+    clouds = [c for c in empty.children if c.type == "POINTCLOUD"]
+    assert len(clouds) == 1 and len(clouds[0].data.points) > 1000
+    assert len([c for c in empty.children if c.type == "CAMERA"]) == 2
+    assert Path(empty["videoscene_ply"]).stat().st_size > 1000
+
+    # Coarse only: one strip, 49 frames long, each frame a PNG we wrote.
+    settings.refine = False
+    assert bpy.ops.videoscene.generate_video() == {"FINISHED"}
+    run_until_idle()
+    assert_no_error()
+    (coarse,) = strips(scene)
+    assert coarse.frame_final_start == 1 and coarse.frame_final_end == 50 and not coarse.mute
+    assert len(coarse.elements) == 49
+    first = Path(bpy.path.abspath(coarse.directory)) / coarse.elements[0].filename
+    assert first.is_file() and first.parent.name == "coarse"
+
+    # Kill the backend: the next job reports it within a bounded number of steps.
+    backend_process = submodule("backend_process")
+    os.kill(backend_process.pid(), signal.SIGKILL)
+    assert bpy.ops.videoscene.generate_video() == {"FINISHED"}
+    run_until_idle(timeout_s=15.0)
+    state = bpy.context.window_manager.videoscene_state
+    assert state.error_message and "backend_dead" in state.status
+
+    # Generate again: a fresh backend starts; it does not know the scene, so the add-on
+    # re-sends the saved PLY and retries without an error. Refine without weights -> coarse
+    # strip plus the backend's explanation.
+    settings.refine = True
+    assert bpy.ops.videoscene.generate_video() == {"FINISHED"}
+    run_until_idle()
+    assert_no_error()
+    assert state.refine_message
+    assert len(strips(scene)) == 2
+
+
+def test_one_click_generate_aligns_scene_with_path(addon, tmp_path):
+    configure(tmp_path)
+    scene = bpy.context.scene
+    camera = keyframed_camera(scene, 1, 49)
+    scene.videoscene.refine = False
+    assert bpy.ops.videoscene.generate_video() == {"FINISHED"}
+    run_until_idle()
+    assert_no_error()
+    empty = scene.videoscene.scene_empty
+    assert empty is not None
+    reference_0 = next(c for c in empty.children if c.name.startswith("VideoScene Reference 0"))
+    scene.frame_set(1)
+    placed = submodule("camera_path").rigid(np.array(reference_0.matrix_world))
+    assert np.allclose(placed, np.array(camera.matrix_world), atol=1e-4)
+    assert len(strips(scene)) == 1
+
+
+def test_bad_input_reports_errors(addon, tmp_path):
+    configure(tmp_path)
+    settings = bpy.context.scene.videoscene
+    state = bpy.context.window_manager.videoscene_state
+    settings.image_a = str(tmp_path / "missing.png")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.videoscene.build_scene()
+    assert "does not exist" in state.error_message
+
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_bytes(b"this is not a PNG file" * 10)
+    settings.image_a = str(not_an_image)
+    assert bpy.ops.videoscene.build_scene() == {"FINISHED"}
+    run_until_idle()
+    assert "bad_image" in state.status and state.error_hint
