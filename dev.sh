@@ -39,6 +39,7 @@ case "${1:-}" in
     ensure_venv
     install backend test addon-test
     "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
     # bpy and torch are tested in separate processes: each bundles native libraries of its own.
     "$VENV/bin/pytest" tests --ignore=tests/addon -q -p no:cacheprovider
     "$VENV/bin/pytest" tests/addon -q -p no:cacheprovider

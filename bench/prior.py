@@ -9,7 +9,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from videoscene_backend.priors.stereo import StereoPrior
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -50,8 +49,17 @@ def main() -> None:
     fov_square = 2 * np.degrees(np.arctan(18 / 28 * 480 / 640))  # the crop keeps 480 of 640 px
     square = timed_build([square_512(a), square_512(b)], fov_square)
     full = timed_build([a, b], fov_full)
-    print(json.dumps({"bench": "prior", "prior": "stereo", "square_512": square, "full_640x480": full,
-                      "ratio": round(full["total_s"] / square["total_s"], 2)}))
+    print(
+        json.dumps(
+            {
+                "bench": "prior",
+                "prior": "stereo",
+                "square_512": square,
+                "full_640x480": full,
+                "ratio": round(full["total_s"] / square["total_s"], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

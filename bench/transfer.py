@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import zmq
-
 from videoscene_backend.pipeline import registry
 from videoscene_backend.pipeline.contract import JobOutput
 from videoscene_backend.service import start_in_thread
@@ -71,8 +70,17 @@ def main() -> None:
     frames = np.random.default_rng(0).integers(0, 256, SHAPE, dtype=np.uint8)
     raw = statistics.median(raw_times(frames))
     protocol = statistics.median(protocol_times(frames))
-    print(json.dumps({"bench": "transfer", "bytes": frames.nbytes, "protocol_s": round(protocol, 4), "raw_s": round(raw, 4),
-                      "ratio": round(raw / protocol, 3)}))
+    print(
+        json.dumps(
+            {
+                "bench": "transfer",
+                "bytes": frames.nbytes,
+                "protocol_s": round(protocol, 4),
+                "raw_s": round(raw, 4),
+                "ratio": round(raw / protocol, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
