@@ -49,6 +49,9 @@ def _serve(args: argparse.Namespace) -> int:
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
         return 2
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())  # finish cleanly, keep results
     try:
         service.serve_forever()
     except KeyboardInterrupt:
@@ -56,34 +59,28 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
+def _short_request(args: argparse.Namespace, request) -> int:
+    """Connect to a running backend, print one request's JSON answer."""
     from videoscene_protocol.client import BackendClient
 
     client = BackendClient(args.address, **_client_keys(args))
     try:
         client.connect(timeout_s=args.timeout)
-        print(json.dumps(client.status(timeout_s=args.timeout), indent=2))
+        print(json.dumps(request(client, args.timeout), indent=2))
         return 0
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
         return 1
     finally:
         client.close()
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _short_request(args, lambda client, timeout: client.status(timeout_s=timeout))
 
 
 def _release(args: argparse.Namespace) -> int:
-    from videoscene_protocol.client import BackendClient
-
-    client = BackendClient(args.address, **_client_keys(args))
-    try:
-        client.connect(timeout_s=args.timeout)
-        print(json.dumps(client.release_models(timeout_s=args.timeout)))
-        return 0
-    except VideoSceneError as error:
-        print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
-        return 1
-    finally:
-        client.close()
+    return _short_request(args, lambda client, timeout: client.release_models(timeout_s=timeout))
 
 
 def _keygen(args: argparse.Namespace) -> int:
