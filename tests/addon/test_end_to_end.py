@@ -160,3 +160,47 @@ def test_bad_input_reports_errors(addon, tmp_path):
     assert bpy.ops.videoscene.build_scene() == {"FINISHED"}
     run_until_idle()
     assert "bad_image" in state.status and state.error_hint
+
+
+def make_tiny_video_weights(folder: Path) -> Path:
+    """Tiny random video-model weights in the real checkpoint layout, made in a separate process
+    (torch stays out of the bpy process)."""
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2]);"
+        "from conftest import make_tiny_checkpoint; make_tiny_checkpoint(Path(sys.argv[1]))"
+    )
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(ROOT / "tests" / "video")],
+        check=True,
+        timeout=300,
+    )
+    return folder
+
+
+def test_generate_with_tiny_video_weights_adds_refined_over_muted_coarse(addon, tmp_path):
+    configure(tmp_path)
+    weights = make_tiny_video_weights(tmp_path / "checkpoints")
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.local_command += f" --checkpoints {weights}"
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = (
+        160,
+        120,
+        100,
+    )
+    keyframed_camera(scene, 1, 49)
+    scene.videoscene.refine = True
+    assert bpy.ops.videoscene.generate_video() == {"FINISHED"}
+    run_until_idle()
+    assert_no_error()
+    state = bpy.context.window_manager.videoscene_state
+    assert not state.refine_message
+    by_name = {strip.name: strip for strip in strips(scene)}
+    refined = next(s for n, s in by_name.items() if n.endswith("refined"))
+    coarse = next(s for n, s in by_name.items() if n.endswith("coarse"))
+    assert not refined.mute and coarse.mute and refined.channel == coarse.channel + 1
+    assert len(refined.elements) == 49 and refined.frame_final_start == 1
+    first = Path(bpy.path.abspath(refined.directory)) / refined.elements[0].filename
+    assert first.is_file()
