@@ -31,6 +31,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--prior", default="auto", choices=["auto", "stereo", "noposplat"])
     parser.add_argument(
+        "--pose-refine-steps",
+        type=int,
+        default=None,
+        help="NoPoSplat: photometric refinement steps of the second camera (default 200 on CUDA, 5 on CPU)",
+    )
+    parser.add_argument(
         "--fov", type=float, default=None, help="horizontal field of view of photo A, degrees"
     )
     parser.add_argument("--frames", type=int, default=49)
@@ -62,7 +68,11 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
     out: Path = args.out
     print(f"Building the scene from {args.image_a.name} and {args.image_b.name} ...", flush=True)
     blobs = {"image_0": args.image_a.read_bytes(), "image_1": args.image_b.read_bytes()}
-    build_id = client.submit("build_scene", {"prior": args.prior, "fov_deg": args.fov}, blobs=blobs)
+    build_id = client.submit(
+        "build_scene",
+        {"prior": args.prior, "fov_deg": args.fov, "pose_refine_steps": args.pose_refine_steps},
+        blobs=blobs,
+    )
     scene = client.wait(build_id, JOB_TIMEOUT_S, _print_progress)
     meta = scene.meta
     print(

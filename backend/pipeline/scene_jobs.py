@@ -37,6 +37,9 @@ def _scene_arrays(scene) -> dict[str, np.ndarray]:
     }
 
 
+MAX_POSE_REFINE_STEPS = 1000  # the seed uses 200; more only costs time
+
+
 def _camera_json(camera) -> dict[str, Any]:
     return {
         "c2w": np.asarray(camera.c2w).tolist(),
@@ -59,10 +62,25 @@ def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
             f"fov_deg must be a number or null, got {fov!r}.",
             "Give the horizontal field of view in degrees.",
         )
+    refine_steps = request.params.get("pose_refine_steps")
+    if refine_steps is not None and (
+        not isinstance(refine_steps, int)
+        or isinstance(refine_steps, bool)
+        or not 0 <= refine_steps <= MAX_POSE_REFINE_STEPS
+    ):
+        raise _bad_params(
+            f"pose_refine_steps must be an integer from 0 to {MAX_POSE_REFINE_STEPS} or null, got {refine_steps!r}.",
+            "Leave it null for the default (200 on CUDA, 5 elsewhere), or 0 to skip the refinement.",
+        )
     timings: dict[str, float] = {}
     start = time.perf_counter()
     images = [decode_image(request.blobs[name], name) for name in ("image_0", "image_1")]
-    prior, reason = select_prior(str(request.params.get("prior") or "auto"), ctx.checkpoints_dir)
+    prior, reason = select_prior(
+        str(request.params.get("prior") or "auto"),
+        ctx.checkpoints_dir,
+        ctx.models,
+        pose_refine_steps=refine_steps,
+    )
     timings["decode"] = time.perf_counter() - start
     start = time.perf_counter()
     scene = prior.build(images, fov, ctx.progress, ctx.check_cancelled)

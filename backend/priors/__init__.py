@@ -11,8 +11,12 @@ from .base import GaussianPrior
 PRIOR_NAMES = ("auto", "stereo", "noposplat")
 
 
-def select_prior(name: str, checkpoints_dir: Path) -> tuple[GaussianPrior, str]:
-    """Return (prior, reason). The reason goes into the result metadata verbatim."""
+def select_prior(
+    name: str, checkpoints_dir: Path, models=None, pose_refine_steps: int | None = None
+) -> tuple[GaussianPrior, str]:
+    """Return (prior, reason). The reason goes into the result metadata verbatim. `models` is
+    the service's ModelCache, so a learned prior's network stays loaded between jobs;
+    pose_refine_steps (None = the prior's default) applies to NoPoSplat's second camera."""
     if name not in PRIOR_NAMES:
         raise VideoSceneError(
             ErrorCode.BAD_PARAMS,
@@ -20,20 +24,16 @@ def select_prior(name: str, checkpoints_dir: Path) -> tuple[GaussianPrior, str]:
             f"Use one of: {', '.join(PRIOR_NAMES)}.",
         )
     if name in ("auto", "noposplat"):
-        from .noposplat import NETWORK_AVAILABLE
-        from .noposplat.checkpoint import find_checkpoint
-        from .noposplat.prior import NoPoSplatPrior
+        from .noposplat.checkpoint import find_checkpoint, missing_checkpoint_error
 
         checkpoint = find_checkpoint(checkpoints_dir)
-        if checkpoint is not None and (NETWORK_AVAILABLE or name == "noposplat"):
-            return NoPoSplatPrior(checkpoint), f"NoPoSplat checkpoint found at {checkpoint}"
         if checkpoint is not None:
-            return _stereo(
-                f"a NoPoSplat checkpoint is at {checkpoint}, but this backend version cannot run NoPoSplat yet; using the embedded stereo prior"
-            )
-        if name == "noposplat":
-            from .noposplat.checkpoint import missing_checkpoint_error
+            from .noposplat.prior import NoPoSplatPrior
 
+            return NoPoSplatPrior(
+                checkpoint, models, pose_refine_steps=pose_refine_steps
+            ), f"NoPoSplat checkpoint found at {checkpoint}"
+        if name == "noposplat":
             raise missing_checkpoint_error(checkpoints_dir)
     return _stereo(
         "requested"

@@ -24,3 +24,48 @@ def missing_checkpoint_error(checkpoints_dir: Path) -> VideoSceneError:
         f"The NoPoSplat checkpoint {Path(checkpoints_dir) / 'noposplat' / CHECKPOINT_NAME} is missing (from {SOURCE}).",
         "Run `videoscene-backend download --what noposplat`, or use prior 'auto' or 'stereo'.",
     )
+
+
+def load_network(path: Path, config=None, device: str = "cpu"):
+    """The network with the checkpoint's weights, loaded strictly: the "encoder." keys of the
+    Lightning state_dict (training-only parts beside them, such as loss networks, are ignored)."""
+    import torch
+
+    from ...video.checkpoints import state_dict_problems
+    from .network import CHECKPOINT_PREFIX, REAL_CONFIG, NoPoSplatNet
+
+    config = config or REAL_CONFIG
+    hint = f"Download {CHECKPOINT_NAME} again from {SOURCE} (`videoscene-backend download --what noposplat`)."
+    try:
+        # weights_only: a checkpoint is never allowed to run code; mmap: the 2.3 GB file is not
+        # copied into memory before the network takes its tensors.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # truncated file, not a torch file, or pickled Python objects
+        raise VideoSceneError(
+            ErrorCode.WEIGHTS_INVALID,
+            f"Cannot read {path} as a weights-only torch checkpoint: {exc}",
+            hint,
+        ) from exc
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise VideoSceneError(ErrorCode.WEIGHTS_INVALID, f"{path} holds no state_dict.", hint)
+    weights = {
+        key[len(CHECKPOINT_PREFIX) :]: value
+        for key, value in state.items()
+        if key.startswith(CHECKPOINT_PREFIX)
+    }
+    with torch.device("meta"):
+        expected = {key: value.shape for key, value in NoPoSplatNet(config).state_dict().items()}
+    problems = state_dict_problems(expected, {key: value.shape for key, value in weights.items()})
+    if problems:
+        raise VideoSceneError(
+            ErrorCode.WEIGHTS_INVALID,
+            f"{path} does not match the NoPoSplat network: " + "; ".join(problems),
+            hint,
+        )
+    with torch.device("meta"):
+        network = NoPoSplatNet(config)
+    network.load_state_dict(
+        weights, strict=True, assign=True
+    )  # takes the (mapped) tensors, no second copy
+    return network.eval().requires_grad_(False).to(device)
