@@ -27,12 +27,13 @@ from videoscene_backend.devices import default_device
 from videoscene_backend.priors.noposplat.network import REAL_CONFIG, NoPoSplatNet
 from videoscene_backend.priors.noposplat.pnp import pose_from_points, refine_pose
 from videoscene_backend.priors.noposplat.prior import (
-    CPU_REFINE_SIZE,
+    default_refine_steps,
     pixel_grid_subsample,
     preprocess,
+    refine_resolution,
+    scene_from_prediction,
 )
 from videoscene_backend.priors.stereo import StereoPrior
-from videoscene_backend.scene.gaussians import GaussianScene
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SIZE = REAL_CONFIG.image_size
@@ -103,17 +104,11 @@ def main() -> None:
     # Refinement on the predicted Gaussians, placed on the known surfaces (random weights
     # predict no geometry, and the renderer's cost depends on where Gaussians land).
     means = np.concatenate([_wavy_points(np.eye(4), K), points]).reshape(-1, 3)
-    sh = raw.sh[0].float().permute(0, 1, 2, 4, 3).reshape(-1, 25, 3)[:, :16]
-    scene = GaussianScene(
-        means=torch.tensor(means, dtype=torch.float32),
-        quats=raw.quats_xyzw[0].float().reshape(-1, 4)[:, [3, 0, 1, 2]].cpu(),
-        scales=raw.scales[0].float().reshape(-1, 3).cpu(),
-        opacities=raw.opacity[0].float().reshape(-1).cpu(),
-        sh=sh.cpu(),
-    )
-    refine_size = SIZE if device.type == "cuda" else CPU_REFINE_SIZE
+    scene = scene_from_prediction(raw, REAL_CONFIG.sh_degree)
+    scene.means = torch.tensor(means, dtype=torch.float32)
+    refine_size = refine_resolution(device, SIZE)
     scene = pixel_grid_subsample(scene, SIZE, SIZE // refine_size)  # as the prior does
-    refine_steps = 200 if device.type == "cuda" else 5
+    refine_steps = default_refine_steps(device)
     refine_pose(scene, c2w, K, square_b, 1, refine_size, lambda: None, device)  # warm-up
     _sync(device)
     start = time.perf_counter()

@@ -55,7 +55,8 @@ def load_network(path: Path, config=None, device: str = "cpu"):
         if key.startswith(CHECKPOINT_PREFIX)
     }
     with torch.device("meta"):
-        expected = {key: value.shape for key, value in NoPoSplatNet(config).state_dict().items()}
+        network = NoPoSplatNet(config)
+    expected = {key: value.shape for key, value in network.state_dict().items()}
     problems = state_dict_problems(expected, {key: value.shape for key, value in weights.items()})
     if problems:
         raise VideoSceneError(
@@ -63,9 +64,6 @@ def load_network(path: Path, config=None, device: str = "cpu"):
             f"{path} does not match the NoPoSplat network: " + "; ".join(problems),
             hint,
         )
-    with torch.device("meta"):
-        network = NoPoSplatNet(config)
-    network.load_state_dict(
-        weights, strict=True, assign=True
-    )  # takes the (mapped) tensors, no second copy
+    # assign: the meta network takes the (mapped) tensors themselves, no second copy
+    network.load_state_dict(weights, strict=True, assign=True)
     return network.eval().requires_grad_(False).to(device)

@@ -17,7 +17,6 @@ def pose_from_points(
     """points (H, W, 3) seen by a camera with pixel intrinsics K, confident (H, W) bool ->
     (camera-to-world 4x4 in the points' frame, inlier count). RANSAC SQPnP, 100 iterations, 5 px
     (the seed's settings), then a least-squares polish on the inliers."""
-    height, width = confident.shape
     rows, cols = np.nonzero(confident)
     if len(rows) < MIN_POINTS:
         raise VideoSceneError(
@@ -27,10 +26,11 @@ def pose_from_points(
         )
     pixels = np.stack([cols + 0.5, rows + 0.5], axis=1).astype(np.float64)
     world = points[rows, cols].astype(np.float64)
+    K = K.astype(np.float64)
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(
         world,
         pixels,
-        K.astype(np.float64),
+        K,
         None,
         iterationsCount=100,
         reprojectionError=5.0,
@@ -44,9 +44,7 @@ def pose_from_points(
         )
     # RANSAC's answer comes from a minimal sample; polish it on all inliers (Levenberg-Marquardt).
     keep = inliers.ravel()
-    rvec, tvec = cv2.solvePnPRefineLM(
-        world[keep], pixels[keep], K.astype(np.float64), None, rvec, tvec
-    )
+    rvec, tvec = cv2.solvePnPRefineLM(world[keep], pixels[keep], K, None, rvec, tvec)
     R, _ = cv2.Rodrigues(rvec)
     c2w = np.eye(4)
     c2w[:3, :3] = R.T

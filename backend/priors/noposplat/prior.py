@@ -19,7 +19,7 @@ from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ...devices import default_device
 from ...scene.gaussians import GaussianScene, PinholeCamera
 from .checkpoint import load_network
-from .network import REAL_CONFIG, NoPoSplatConfig
+from .network import REAL_CONFIG, NoPoSplatConfig, RawGaussians
 from .pnp import pose_from_points, refine_pose
 
 DEFAULT_FOCAL = 0.8  # the seed's normalized focal length (about 64 degrees)
@@ -49,6 +49,29 @@ def normalized_focal(image_shape: tuple[int, ...], fov_deg: float | None) -> flo
     height, width = image_shape[:2]
     focal_px = width / (2 * math.tan(math.radians(fov_deg) / 2))
     return focal_px / min(height, width)
+
+
+def default_refine_steps(device: torch.device) -> int:
+    """The seed's 200 steps through gsplat on CUDA; a few through the torch renderer elsewhere."""
+    return 200 if device.type == "cuda" else 5
+
+
+def refine_resolution(device: torch.device, size: int) -> int:
+    return size if device.type == "cuda" else min(size, CPU_REFINE_SIZE)
+
+
+def scene_from_prediction(raw: RawGaussians, sh_degree: int) -> GaussianScene:
+    """Batch item 0's per-pixel Gaussians of both views, in the GaussianScene conventions:
+    quaternions xyzw -> wxyz, SH (3, K) -> (K, 3) cut to degree 3 (the seed's rasterizer never
+    evaluates degree 4, and 3DGS PLY readers expect at most 16 coefficients)."""
+    sh = raw.sh[0].float().cpu().permute(0, 1, 2, 4, 3).reshape(-1, (sh_degree + 1) ** 2, 3)
+    return GaussianScene(
+        means=raw.points[0].float().cpu().reshape(-1, 3),
+        quats=raw.quats_xyzw[0].float().cpu().reshape(-1, 4)[:, [3, 0, 1, 2]],
+        scales=raw.scales[0].float().cpu().reshape(-1, 3),
+        opacities=raw.opacity[0].float().cpu().reshape(-1),
+        sh=sh[:, : (min(sh_degree, RENDERED_SH_DEGREE) + 1) ** 2],
+    )
 
 
 def pixel_grid_subsample(scene: GaussianScene, size: int, factor: int) -> GaussianScene:
@@ -87,12 +110,10 @@ class NoPoSplatPrior:
         self.config = config or REAL_CONFIG
         self.device = default_device()
         self._loaded: torch.nn.Module | None = None
-        # Photometric pose refinement: the seed's 200 steps through gsplat on CUDA; a few steps
-        # at low resolution through the torch renderer elsewhere.
         self.pose_refine_steps = (
             pose_refine_steps
             if pose_refine_steps is not None
-            else (200 if self.device.type == "cuda" else 5)
+            else default_refine_steps(self.device)
         )
 
     def _network(self) -> torch.nn.Module:
@@ -131,28 +152,15 @@ class NoPoSplatPrior:
                 f"Check that {self.checkpoint_path.name} is the released checkpoint, or use prior 'stereo'.",
             )
         K = K_norm.double().numpy() * np.array([[size], [size], [1.0]])
-        points = raw.points[0].cpu()
-        opacity = raw.opacity[0].cpu()
 
         progress("pose", 0.0, "locating the second camera (PnP)")
         c2w1, inliers = pose_from_points(
-            points[1].numpy(), opacity[1].numpy() > OPACITY_FOR_POSE, K
+            raw.points[0, 1].cpu().numpy(), raw.opacity[0, 1].cpu().numpy() > OPACITY_FOR_POSE, K
         )
-        # (3, 25) per pixel -> (coefficients, 3), cut to degree 3: the seed's rasterizer never
-        # evaluates degree 4, and 3DGS PLY readers expect at most 16 coefficients.
-        sh = raw.sh[0].cpu().permute(0, 1, 2, 4, 3).reshape(-1, (self.config.sh_degree + 1) ** 2, 3)
-        sh = sh[:, : (min(self.config.sh_degree, RENDERED_SH_DEGREE) + 1) ** 2]
-        quats = raw.quats_xyzw[0].cpu().reshape(-1, 4)[:, [3, 0, 1, 2]]  # xyzw -> wxyz
-        scene = GaussianScene(
-            means=points.reshape(-1, 3).float(),
-            quats=quats.float(),
-            scales=raw.scales[0].cpu().reshape(-1, 3).float(),
-            opacities=opacity.reshape(-1).float(),
-            sh=sh.float(),
-        )
+        scene = scene_from_prediction(raw, self.config.sh_degree)
         check_cancelled()
         progress("pose", 0.5, "refining the pose photometrically")
-        refine_size = size if self.device.type == "cuda" else min(size, CPU_REFINE_SIZE)
+        refine_size = refine_resolution(self.device, size)
         c2w1 = refine_pose(
             pixel_grid_subsample(scene, size, size // refine_size),
             c2w1,
