@@ -74,7 +74,9 @@ def test_cancel_a_queued_job(client) -> None:
 
 
 def test_queue_full(client) -> None:
-    client.submit("slow", {})
+    running = client.submit("slow", {})
+    # Only once the worker holds the first job do exactly two more fit in the queue.
+    _events_until(client, lambda e: isinstance(e, ProgressEvent) and e.job_id == running)
     jobs = [client.submit("slow", {}) for _ in range(3)]  # max_queue = 2 waiting
     events = _events_until(client, lambda e: isinstance(e, ErrorEvent))
     errors = [e for e in events if isinstance(e, ErrorEvent)]
