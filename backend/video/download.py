@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import checkpoints_dir
+from ..priors.noposplat.checkpoint import CHECKPOINT_DIR as NOPOSPLAT_DIR
+from ..priors.noposplat.checkpoint import CHECKPOINT_NAME as NOPOSPLAT_FILE
+from ..priors.noposplat.checkpoint import CHECKPOINT_REPO as NOPOSPLAT_REPO
 from .checkpoints import BASE_DIR, BASE_REPO, VIDEOSCENE_DIR, VIDEOSCENE_REPO
-
-NOPOSPLAT_REPO = "botaoye/NoPoSplat"
-NOPOSPLAT_FILE = "mixRe10kDl3dv_512x512.ckpt"
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ ITEMS: dict[str, DownloadItem] = {
     "noposplat": DownloadItem(
         "NoPoSplat prior checkpoint (about 2.3 GB)",
         NOPOSPLAT_REPO,
-        "noposplat",
+        NOPOSPLAT_DIR,
         (NOPOSPLAT_FILE,),
     ),
 }

@@ -7,21 +7,27 @@ from pathlib import Path
 
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
+CHECKPOINT_REPO = "botaoye/NoPoSplat"
+CHECKPOINT_DIR = "noposplat"  # under the checkpoints folder; `download` writes it there
 CHECKPOINT_NAME = "mixRe10kDl3dv_512x512.ckpt"
-SOURCE = "the NoPoSplat release on the Hugging Face hub (repository botaoye/NoPoSplat)"
+SOURCE = f"the NoPoSplat release on the Hugging Face hub (repository {CHECKPOINT_REPO})"
+
+
+def default_checkpoint_path(checkpoints_dir: Path) -> Path:
+    return Path(checkpoints_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME
 
 
 def find_checkpoint(checkpoints_dir: Path) -> Path | None:
     override = os.environ.get("VIDEOSCENE_NOPOSPLAT_CKPT")
     candidates = [Path(override)] if override else []
-    candidates.append(Path(checkpoints_dir) / "noposplat" / CHECKPOINT_NAME)
+    candidates.append(default_checkpoint_path(checkpoints_dir))
     return next((path for path in candidates if path.is_file()), None)
 
 
 def missing_checkpoint_error(checkpoints_dir: Path) -> VideoSceneError:
     return VideoSceneError(
         ErrorCode.WEIGHTS_MISSING,
-        f"The NoPoSplat checkpoint {Path(checkpoints_dir) / 'noposplat' / CHECKPOINT_NAME} is missing (from {SOURCE}).",
+        f"The NoPoSplat checkpoint {default_checkpoint_path(checkpoints_dir)} is missing (from {SOURCE}).",
         "Run `videoscene-backend download --what noposplat`, or use prior 'auto' or 'stereo'.",
     )
 
