@@ -27,8 +27,11 @@ from videoscene_backend.devices import default_device
 from videoscene_backend.priors.noposplat.network import REAL_CONFIG, NoPoSplatNet
 from videoscene_backend.priors.noposplat.pnp import pose_from_points, refine_pose
 from videoscene_backend.priors.noposplat.prior import (
+    DEFAULT_FOCAL,
     default_refine_steps,
+    normalized_intrinsics,
     pixel_grid_subsample,
+    pixel_intrinsics,
     preprocess,
     refine_resolution,
     scene_from_prediction,
@@ -74,7 +77,9 @@ def main() -> None:
     a, b = _photo("view_a.jpg"), _photo("view_b.jpg")
     (input_a, square_a), (input_b, square_b) = preprocess(a, SIZE), preprocess(b, SIZE)
     images = torch.cat([input_a, input_b])[None].to(device)
-    K_norm = torch.tensor([[0.8, 0, 0.5], [0, 0.8, 0.5], [0, 0, 1.0]]).expand(1, 2, 3, 3).to(device)
+    K_norm = normalized_intrinsics(DEFAULT_FOCAL)
+    K = pixel_intrinsics(K_norm, SIZE)
+    K_norm = K_norm.expand(1, 2, 3, 3).to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     if device.type == "cuda":
@@ -93,7 +98,6 @@ def main() -> None:
     else:  # ru_maxrss is in KiB on Linux: the process's growth while building and running it
         peak_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 2**20
 
-    K = np.array([[0.8 * SIZE, 0, SIZE / 2], [0, 0.8 * SIZE, SIZE / 2], [0, 0, 1.0]])
     truth = np.eye(4)
     truth[:3, 3] = [0.3, 0.0, 0.0]
     points = _wavy_points(truth, K)

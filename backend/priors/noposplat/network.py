@@ -235,6 +235,10 @@ class ResidualConvUnit(nn.Module):
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
+def _upsample2x(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
 class FusionBlock(nn.Module):
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -245,13 +249,12 @@ class FusionBlock(nn.Module):
     def forward(self, x, skip=None):
         if skip is not None:
             x = x + self.resConfUnit1(skip)
-        x = F.interpolate(self.resConfUnit2(x), scale_factor=2, mode="bilinear", align_corners=True)
-        return self.out_conv(x)
+        return self.out_conv(_upsample2x(self.resConfUnit2(x)))
 
 
 class _Upsample2x(nn.Module):
     def forward(self, x):
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        return _upsample2x(x)
 
 
 class DPT(nn.Module):
@@ -262,7 +265,7 @@ class DPT(nn.Module):
         super().__init__()
         f, dims = config.dpt_feature_dim, config.dpt_layer_dims
         token_dims = (config.enc_dim, config.dec_dim, config.dec_dim, config.dec_dim)
-        self.hooks = config.hooks
+        self.hooks, self.patch_size = config.hooks, config.patch_size
         self.gaussian = gaussian
         self.act_postprocess = nn.ModuleList(
             [
@@ -307,7 +310,7 @@ class DPT(nn.Module):
     def forward(
         self, tokens: list[torch.Tensor], size: tuple[int, int], image: torch.Tensor | None = None
     ) -> torch.Tensor:
-        rows, cols = size[0] // 16, size[1] // 16
+        rows, cols = size[0] // self.patch_size, size[1] // self.patch_size
         maps = [tokens[hook].transpose(1, 2).unflatten(2, (rows, cols)) for hook in self.hooks]
         maps = [self.scratch.layer_rn[i](self.act_postprocess[i](m)) for i, m in enumerate(maps)]
         path = self.scratch.refinenet4(maps[3])[:, :, : maps[2].shape[2], : maps[2].shape[3]]
@@ -315,9 +318,7 @@ class DPT(nn.Module):
         path = self.scratch.refinenet2(path, maps[1])
         path = self.scratch.refinenet1(path, maps[0])
         if self.gaussian:
-            path = F.interpolate(
-                path, scale_factor=2, mode="bilinear", align_corners=True
-            ) + self.input_merger(image)
+            path = _upsample2x(path) + self.input_merger(image)
         return self.head(path)
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
 from ...devices import default_device
+from ...models import ModelCache
 from ...scene.gaussians import GaussianScene, PinholeCamera
 from .checkpoint import load_network
 from .network import REAL_CONFIG, NoPoSplatConfig, RawGaussians
@@ -49,6 +50,15 @@ def normalized_focal(image_shape: tuple[int, ...], fov_deg: float | None) -> flo
     height, width = image_shape[:2]
     focal_px = width / (2 * math.tan(math.radians(fov_deg) / 2))
     return focal_px / min(height, width)
+
+
+def normalized_intrinsics(focal: float) -> torch.Tensor:
+    """The network's 3x3 intrinsics: focal over the square side, principal point centred."""
+    return torch.tensor([[focal, 0, 0.5], [0, focal, 0.5], [0, 0, 1.0]])
+
+
+def pixel_intrinsics(K_norm: torch.Tensor, size: int) -> np.ndarray:
+    return K_norm.double().numpy() * np.array([[size], [size], [1.0]])
 
 
 def default_refine_steps(device: torch.device) -> int:
@@ -101,15 +111,15 @@ class NoPoSplatPrior:
     def __init__(
         self,
         checkpoint_path: Path,
-        models=None,
+        models: ModelCache | None = None,
         config: NoPoSplatConfig | None = None,
         pose_refine_steps: int | None = None,
     ) -> None:
         self.checkpoint_path = Path(checkpoint_path)
-        self.models = models
+        # The service passes its cache, so the network stays warm between jobs until released.
+        self.models = models if models is not None else ModelCache()
         self.config = config or REAL_CONFIG
         self.device = default_device()
-        self._loaded: torch.nn.Module | None = None
         self.pose_refine_steps = (
             pose_refine_steps
             if pose_refine_steps is not None
@@ -117,16 +127,10 @@ class NoPoSplatPrior:
         )
 
     def _network(self) -> torch.nn.Module:
-        """Loaded once: kept in the service's model cache (released on request) or on this prior."""
-
-        def load() -> torch.nn.Module:
-            return load_network(self.checkpoint_path, self.config, str(self.device))
-
-        if self.models is not None:
-            return self.models.get("prior:noposplat", load)
-        if self._loaded is None:
-            self._loaded = load()
-        return self._loaded
+        return self.models.get(
+            "prior:noposplat",
+            lambda: load_network(self.checkpoint_path, self.config, str(self.device)),
+        )
 
     def build(self, images, fov_deg, progress, check_cancelled) -> GaussianScene:
         size = self.config.image_size
@@ -135,7 +139,7 @@ class NoPoSplatPrior:
         check_cancelled()
         inputs, squares = zip(*(preprocess(image, size) for image in images), strict=True)
         focal = normalized_focal(images[0].shape, fov_deg)
-        K_norm = torch.tensor([[focal, 0, 0.5], [0, focal, 0.5], [0, 0, 1.0]])
+        K_norm = normalized_intrinsics(focal)
         progress("prior", 0.2, "predicting Gaussians")
         with torch.no_grad():
             raw = network(
@@ -151,7 +155,7 @@ class NoPoSplatPrior:
                 "NoPoSplat predicted non-finite Gaussians.",
                 f"Check that {self.checkpoint_path.name} is the released checkpoint, or use prior 'stereo'.",
             )
-        K = K_norm.double().numpy() * np.array([[size], [size], [1.0]])
+        K = pixel_intrinsics(K_norm, size)
 
         progress("pose", 0.0, "locating the second camera (PnP)")
         c2w1, inliers = pose_from_points(
