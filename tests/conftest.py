@@ -1,6 +1,10 @@
-"""Suite-wide pytest set-up: skip tests marked `cuda` where no CUDA device exists."""
+"""Suite-wide pytest set-up: skip tests marked `cuda` where no CUDA device exists; the job
+context handlers get from the service, for tests that call handlers directly."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,3 +20,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in cuda_items:
         item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def job_context():
+    """make(work_dir, checkpoints_dir=None) -> what a handler receives as `ctx` (JobContext)
+    from the service, without the service. Progress calls are kept in ctx.events as
+    (stage, fraction, message); without a checkpoints_dir it points at an absent folder."""
+    # Imported here: this conftest is also loaded by the add-on tests inside bpy.
+    from videoscene_backend.models import ModelCache
+    from videoscene_backend.scene.store import SceneStore
+
+    def make(work_dir: Path, checkpoints_dir: Path | None = None) -> SimpleNamespace:
+        events: list[tuple[str, float, str]] = []
+        return SimpleNamespace(
+            job_id="test",
+            work_dir=work_dir,
+            models=ModelCache(),
+            scenes=SceneStore(),
+            checkpoints_dir=checkpoints_dir or work_dir / "no-checkpoints",
+            progress=lambda stage, fraction, message="": events.append((stage, fraction, message)),
+            check_cancelled=lambda: None,
+            events=events,
+        )
+
+    return make

@@ -5,20 +5,16 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from videoscene_backend.models import ModelCache
 from videoscene_backend.pipeline.contract import JobRequest
 from videoscene_backend.pipeline.scene_jobs import build_scene
 from videoscene_backend.priors.noposplat import prior as prior_module
 from videoscene_backend.priors.noposplat.prior import normalized_focal, preprocess
 from videoscene_backend.scene.ply import load_ply
-from videoscene_backend.scene.store import SceneStore
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
 from .conftest import TINY, look_at_pose, points_seen_by
@@ -54,20 +50,6 @@ def _photo_bytes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _context(tmp_path: Path, checkpoints_dir: Path) -> SimpleNamespace:
-    events = []
-    return SimpleNamespace(
-        job_id="np",
-        work_dir=tmp_path,
-        models=ModelCache(),
-        scenes=SceneStore(),
-        checkpoints_dir=checkpoints_dir,
-        progress=lambda stage, fraction, message="": events.append((stage, fraction, message)),
-        check_cancelled=lambda: None,
-        events=events,
-    )
-
-
 @pytest.fixture
 def tiny_prior(monkeypatch):
     """The real loader and network at the tiny size, with the point head's output replaced by
@@ -94,16 +76,18 @@ def tiny_prior(monkeypatch):
     monkeypatch.setattr(prior_module, "load_network", load_with_known_geometry)
 
 
-def _build(tmp_path, tiny_checkpoint, params):
-    ctx = _context(tmp_path, tiny_checkpoint.parent.parent)
+def _build(job_context, tmp_path, tiny_checkpoint, params):
+    ctx = job_context(tmp_path, tiny_checkpoint.parent.parent)
     blobs = {"image_0": _photo_bytes(0), "image_1": _photo_bytes(1)}
     return ctx, build_scene(ctx, JobRequest("np", "build_scene", params, blobs=blobs))
 
 
 def test_build_scene_runs_noposplat_when_its_checkpoint_is_present(
-    tmp_path, tiny_checkpoint, tiny_prior
+    job_context, tmp_path, tiny_checkpoint, tiny_prior
 ) -> None:
-    ctx, output = _build(tmp_path, tiny_checkpoint, {"prior": "auto", "pose_refine_steps": 0})
+    ctx, output = _build(
+        job_context, tmp_path, tiny_checkpoint, {"prior": "auto", "pose_refine_steps": 0}
+    )
     meta = output.meta
     assert meta["prior"] == "noposplat" and str(tiny_checkpoint) in meta["prior_reason"]
     assert meta["num_gaussians"] == 2 * SIZE * SIZE
@@ -130,9 +114,11 @@ def test_build_scene_runs_noposplat_when_its_checkpoint_is_present(
 
 
 def test_refinement_steps_run_through_the_cpu_renderer(
-    tmp_path, tiny_checkpoint, tiny_prior
+    job_context, tmp_path, tiny_checkpoint, tiny_prior
 ) -> None:
-    _, output = _build(tmp_path, tiny_checkpoint, {"prior": "noposplat", "pose_refine_steps": 2})
+    _, output = _build(
+        job_context, tmp_path, tiny_checkpoint, {"prior": "noposplat", "pose_refine_steps": 2}
+    )
     second = np.array(output.meta["reference_cameras"][1]["c2w"])
     assert output.meta["prior_meta"]["pose_refine_steps"] == 2
     # Two Adam steps of 0.005 move the camera a little, never far.
@@ -140,14 +126,14 @@ def test_refinement_steps_run_through_the_cpu_renderer(
 
 
 @pytest.mark.parametrize("steps", [-1, 1001, 2.5, "10", True])
-def test_bad_refinement_steps_are_refused(tmp_path, tiny_checkpoint, steps) -> None:
+def test_bad_refinement_steps_are_refused(job_context, tmp_path, tiny_checkpoint, steps) -> None:
     with pytest.raises(VideoSceneError) as caught:
-        _build(tmp_path, tiny_checkpoint, {"pose_refine_steps": steps})
+        _build(job_context, tmp_path, tiny_checkpoint, {"pose_refine_steps": steps})
     assert caught.value.code == ErrorCode.BAD_PARAMS and "pose_refine_steps" in caught.value.message
 
 
 def test_a_network_predicting_nan_is_a_named_prior_failure(
-    tmp_path, tiny_checkpoint, monkeypatch
+    job_context, tmp_path, tiny_checkpoint, monkeypatch
 ) -> None:
     real_loader = prior_module.load_network
 
@@ -161,7 +147,7 @@ def test_a_network_predicting_nan_is_a_named_prior_failure(
     monkeypatch.setattr(prior_module, "REAL_CONFIG", TINY)
     monkeypatch.setattr(prior_module, "load_network", broken)
     with pytest.raises(VideoSceneError) as caught:
-        _build(tmp_path, tiny_checkpoint, {"prior": "auto"})
+        _build(job_context, tmp_path, tiny_checkpoint, {"prior": "auto"})
     assert caught.value.code == ErrorCode.PRIOR_FAILED and "non-finite" in caught.value.message
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
-from videoscene_backend.models import ModelCache
 from videoscene_backend.pipeline.contract import JobRequest
 from videoscene_backend.pipeline.scene_jobs import build_scene, load_scene, render_video
 from videoscene_backend.priors.stereo import StereoPrior
-from videoscene_backend.scene.store import SceneStore
 from videoscene_protocol.cameras import blender_to_opencv_c2w, focal_px_to_fov
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
@@ -115,23 +112,9 @@ def test_near_pure_rotation_is_refused() -> None:
     assert info.value.code == ErrorCode.PRIOR_FAILED
 
 
-def _context(tmp_path: Path) -> SimpleNamespace:
-    events = []
-    return SimpleNamespace(
-        job_id="t",
-        work_dir=tmp_path,
-        models=ModelCache(),
-        scenes=SceneStore(),
-        checkpoints_dir=tmp_path / "none",
-        progress=lambda s, f, m="": events.append((s, f)),
-        check_cancelled=_noop,
-        events=events,
-    )
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    ctx = _context(tmp_path_factory.mktemp("job"))
+def built(tmp_path_factory, job_context):
+    ctx = job_context(tmp_path_factory.mktemp("job"))
     blobs = {
         "image_0": (SAMPLES / "view_a.jpg").read_bytes(),
         "image_1": (SAMPLES / "view_b.jpg").read_bytes(),
@@ -154,7 +137,7 @@ def test_build_scene_result(built) -> None:
     assert output.arrays["colors"].min() >= 0 and output.arrays["colors"].max() <= 1
     assert (ctx.work_dir / "scene.ply").read_bytes() == output.blobs["scene.ply"]
     assert len(meta["reference_cameras"]) == 2 and meta["reference_cameras"][0]["width"] == 640
-    assert {s for s, _ in ctx.events} >= {"prior", "pose", "write"}
+    assert {s for s, *_ in ctx.events} >= {"prior", "pose", "write"}
 
 
 def test_render_video_coarse_frames_and_the_missing_weights_message(built) -> None:
@@ -228,32 +211,33 @@ def test_render_video_rejects_bad_input(built, params, arrays, code) -> None:
         ({"image_0": b"only one"}, ErrorCode.BAD_PARAMS),
     ],
 )
-def test_build_scene_rejects_bad_photos(tmp_path, blobs, code) -> None:
+def test_build_scene_rejects_bad_photos(job_context, tmp_path, blobs, code) -> None:
     with pytest.raises(VideoSceneError) as info:
         build_scene(
-            _context(tmp_path), JobRequest("b", "build_scene", {"prior": "stereo"}, blobs=blobs)
+            job_context(tmp_path), JobRequest("b", "build_scene", {"prior": "stereo"}, blobs=blobs)
         )
     assert info.value.code == code
 
 
-def test_all_black_photos_fail_with_a_named_cause(tmp_path) -> None:
+def test_all_black_photos_fail_with_a_named_cause(job_context, tmp_path) -> None:
     black = cv2.imencode(".png", np.zeros((480, 640, 3), np.uint8))[1].tobytes()
     with pytest.raises(VideoSceneError) as info:
         build_scene(
-            _context(tmp_path),
+            job_context(tmp_path),
             JobRequest("b", "build_scene", {}, blobs={"image_0": black, "image_1": black}),
         )
     assert info.value.code == ErrorCode.PRIOR_FAILED
 
 
-def test_asking_for_noposplat_without_its_checkpoint_names_the_file(tmp_path) -> None:
+def test_asking_for_noposplat_without_its_checkpoint_names_the_file(job_context, tmp_path) -> None:
     blobs = {
         "image_0": (SAMPLES / "view_a.jpg").read_bytes(),
         "image_1": (SAMPLES / "view_b.jpg").read_bytes(),
     }
     with pytest.raises(VideoSceneError) as info:
         build_scene(
-            _context(tmp_path), JobRequest("b", "build_scene", {"prior": "noposplat"}, blobs=blobs)
+            job_context(tmp_path),
+            JobRequest("b", "build_scene", {"prior": "noposplat"}, blobs=blobs),
         )
     assert (
         info.value.code == ErrorCode.WEIGHTS_MISSING

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from videoscene_backend.models import ModelCache
 from videoscene_backend.video.checkpoints import find_checkpoint
 from videoscene_backend.video.memory import plan_memory
 from videoscene_backend.video.refiner import RefineOptions, VideoRefiner
@@ -92,48 +90,41 @@ def test_cancel_between_stages(refiner, coarse) -> None:
     assert info.value.code == ErrorCode.CANCELLED
 
 
-def _context(checkpoints: Path) -> SimpleNamespace:
-    events: list[tuple[str, float]] = []
-    return SimpleNamespace(
-        checkpoints_dir=checkpoints,
-        models=ModelCache(),
-        progress=lambda stage, fraction, message="": events.append((stage, fraction)),
-        check_cancelled=_noop,
-        events=events,
-    )
-
-
-def test_refine_stage_resamples_any_path_length_and_size(tiny_checkpoint, coarse) -> None:
-    ctx = _context(tiny_checkpoint)
+def test_refine_stage_resamples_any_path_length_and_size(
+    job_context, tmp_path, tiny_checkpoint, coarse
+) -> None:
+    ctx = job_context(tmp_path, tiny_checkpoint)
     frames = np.random.default_rng(1).integers(0, 256, (20, 40, 50, 3), dtype=np.uint8)
     refined, meta = refine_stage(ctx, frames, [], {"seed": 3})
     assert refined.shape == frames.shape and refined.dtype == np.uint8
     assert meta["refined"] is True
     assert meta["video_model"]["leap_timestep"] == 459
     assert meta["video_model"]["memory"]["mode"] == "fp32"
-    assert {stage for stage, _ in ctx.events} == {"encode", "denoise", "decode"}
+    assert {stage for stage, *_ in ctx.events} == {"encode", "denoise", "decode"}
     assert len(ctx.models.loaded()) == 1  # stays warm
 
 
 def test_refine_stage_photos_condition_defaults_to_the_posed_timestep(
-    tiny_checkpoint, coarse
+    job_context, tmp_path, tiny_checkpoint, coarse
 ) -> None:
     photos = [coarse[0], coarse[-1]]
     _, meta = refine_stage(
-        _context(tiny_checkpoint), coarse, photos, {"condition_source": "photos"}
+        job_context(tmp_path, tiny_checkpoint), coarse, photos, {"condition_source": "photos"}
     )
     assert meta["video_model"]["leap_timestep"] == 549
 
 
-def test_refine_stage_without_weights_returns_coarse_and_says_why(tmp_path, coarse) -> None:
-    refined, meta = refine_stage(_context(tmp_path), coarse, [], {})
+def test_refine_stage_without_weights_returns_coarse_and_says_why(
+    job_context, tmp_path, coarse
+) -> None:
+    refined, meta = refine_stage(job_context(tmp_path), coarse, [], {})
     assert refined is None and meta["refined"] is False
     assert "model.safetensors" in meta["refine_message"]
     assert "videoscene-backend download" in meta["refine_message"]
     assert len(meta["weights_missing"]) == 5
 
 
-def test_refine_stage_rejects_bad_params(tiny_checkpoint, coarse) -> None:
+def test_refine_stage_rejects_bad_params(job_context, tmp_path, tiny_checkpoint, coarse) -> None:
     for params in (
         {"mode": "three_step"},
         {"leap_timestep": 5000},
@@ -141,5 +132,5 @@ def test_refine_stage_rejects_bad_params(tiny_checkpoint, coarse) -> None:
         {"seed": "x"},
     ):
         with pytest.raises(VideoSceneError) as info:
-            refine_stage(_context(tiny_checkpoint), coarse, [], params)
+            refine_stage(job_context(tmp_path, tiny_checkpoint), coarse, [], params)
         assert info.value.code == ErrorCode.BAD_PARAMS, params
