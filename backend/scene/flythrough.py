@@ -88,3 +88,27 @@ def default_flythrough(
         Ks.append((1 - t) * K0 + t * K1)
     c2ws[0], c2ws[-1] = c2w0.copy(), c2w1.copy()  # exact endpoints
     return np.stack(c2ws), np.stack(Ks)
+
+
+def interpolate_path(
+    c2w: np.ndarray, K: np.ndarray, positions: np.ndarray | list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cameras at fractional path positions (frame indices): rotations slerped, centres and
+    intrinsics interpolated linearly between the neighbouring frames. Integer positions give
+    the path's cameras exactly."""
+    c2w, K = np.asarray(c2w, dtype=np.float64), np.asarray(K, dtype=np.float64)
+    out_c2w = np.empty((len(positions), 4, 4))
+    out_K = np.empty((len(positions), 3, 3))
+    for index, position in enumerate(positions):
+        low = int(np.floor(position))
+        t = float(position) - low
+        if t == 0.0:
+            out_c2w[index], out_K[index] = c2w[low], K[low]
+            continue
+        high = low + 1
+        pose = np.eye(4)
+        q0, q1 = _quat_from_matrix(c2w[low, :3, :3]), _quat_from_matrix(c2w[high, :3, :3])
+        pose[:3, :3] = _matrix_from_quat(_slerp(q0, q1, t))
+        pose[:3, 3] = (1 - t) * c2w[low, :3, 3] + t * c2w[high, :3, 3]
+        out_c2w[index], out_K[index] = pose, (1 - t) * K[low] + t * K[high]
+    return out_c2w, out_K
