@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from . import PROTOCOL_VERSION
+from . import PROTOCOL_VERSION, versions
 from .errors import ErrorCode, VideoSceneError
 from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, decode, encode
 
@@ -59,7 +59,40 @@ class StateEvent:
     state: str  # "queued" | "running" | "cancelled" | ...
 
 
-Event = ProgressEvent | ResultEvent | ErrorEvent | StateEvent
+@dataclass
+class FramesReadyEvent:
+    """A render job finished frames first .. first + count - 1 (one window); frames 0 .. ready - 1
+    are all on the backend's disk now. Fetch them with request_frames / fetch_frames."""
+
+    job_id: str
+    first: int
+    count: int
+    ready: int
+    total: int
+    window: int
+    windows: int
+    kinds: list[str]
+    width: int
+    height: int
+
+
+@dataclass
+class FramesEvent:
+    """The answer to request_frames: PNG file bytes of frames first .. first + len(frames) - 1
+    (possibly fewer than asked: replies are bounded in size), or the error that refused it."""
+
+    job_id: str
+    request_id: str
+    kind: str
+    first: int
+    frames: list[bytes]
+    ready: int = 0
+    total: int = 0
+    error: VideoSceneError | None = None
+
+
+Event = ProgressEvent | ResultEvent | ErrorEvent | StateEvent | FramesReadyEvent | FramesEvent
+DEFAULT_MAX_FETCH_FRAMES = 64
 
 
 class BackendClient:
@@ -97,6 +130,10 @@ class BackendClient:
         self._last_ping = 0.0
         self._pending: list[Event] = []
         self._replies: dict[str, Message] = {}
+        # request_frames ids -> (job id, kind, first); blocking fetch_frames answers land in
+        # _frame_answers instead of the event list.
+        self._frame_requests: dict[str, tuple[str, str, int]] = {}
+        self._frame_answers: dict[str, FramesEvent | None] = {}
         self.welcome: dict = {}
 
     # ---- connection --------------------------------------------------------------------
@@ -126,6 +163,8 @@ class BackendClient:
         arrays: dict[str, np.ndarray] | None = None,
         blobs: dict[str, bytes] | None = None,
     ) -> str:
+        if self.welcome:  # refuse before sending when the backend is too old for this kind
+            versions.check_backend(kind, self.welcome.get("version"))
         job_id = uuid.uuid4().hex
         self._send(
             Message(
@@ -143,6 +182,46 @@ class BackendClient:
 
     def fetch(self, job_id: str) -> None:
         self._send(Message("fetch", job_id=job_id))
+
+    # ---- frame ranges (render_video) -----------------------------------------------------
+    @property
+    def max_fetch_frames(self) -> int:
+        value = self.welcome.get("max_fetch_frames", DEFAULT_MAX_FETCH_FRAMES)
+        return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_FETCH_FRAMES
+
+    def request_frames(self, job_id: str, first: int, count: int, kind: str = "refined") -> str:
+        """Ask for frames [first, first + count) of a render job (at most max_fetch_frames);
+        the answer arrives from poll() as a FramesEvent carrying the returned request id."""
+        message = Message(
+            "fetch_frames", job_id=job_id, body={"kind": kind, "first": first, "count": count}
+        )
+        self._frame_requests[message.msg_id] = (job_id, kind, first)
+        self._send(message)
+        return message.msg_id
+
+    def fetch_frames(
+        self, job_id: str, first: int, count: int, kind: str = "refined", timeout_s: float = 30.0
+    ) -> FramesEvent:
+        """Blocking request_frames (scripts, tests, the headless run): raises the refusal."""
+        request_id = self.request_frames(job_id, first, count, kind)
+        self._frame_answers[request_id] = None
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                self._receive(timeout_ms=50)
+                answer = self._frame_answers.get(request_id)
+                if answer is not None:
+                    if answer.error is not None:
+                        raise answer.error
+                    return answer
+        finally:
+            self._frame_answers.pop(request_id, None)
+            self._frame_requests.pop(request_id, None)
+        raise VideoSceneError(
+            ErrorCode.TIMEOUT if self._connected else ErrorCode.BACKEND_DEAD,
+            f"No frames from the backend at {self.address} within {timeout_s:g} s.",
+            "Check that the backend is running; fetch the range again (frames stay on disk).",
+        )
 
     def poll(self, timeout_ms: int = 0) -> list[Event]:
         """Everything that arrived, as events. A silent backend yields one BACKEND_DEAD error."""
@@ -244,6 +323,9 @@ class BackendClient:
 
     def _dispatch(self, message: Message) -> None:
         reply_to = message.body.get("reply_to") if isinstance(message.body, dict) else None
+        if isinstance(reply_to, str) and reply_to in self._frame_requests:
+            self._frames_answer(reply_to, message)
+            return
         if (
             isinstance(reply_to, str)
             and message.type in ("welcome", "status_reply", "released", "error")
@@ -270,6 +352,60 @@ class BackendClient:
             self._pending.append(ErrorEvent(job_id, VideoSceneError.from_dict(message.body)))
         elif message.type in ("accepted", "cancelled"):
             self._pending.append(StateEvent(job_id, message.body.get("state", message.type)))
+        elif message.type == "frames_ready":
+            self._pending.append(_frames_ready_from(message))
+
+    def _frames_answer(self, request_id: str, message: Message) -> None:
+        job_id, kind, first = self._frame_requests.pop(request_id)
+        body = message.body
+        if message.type == "frames":
+            frames = [
+                bytes(message.blobs[name])
+                for name in sorted(message.blobs, key=lambda n: int(n) if n.isdigit() else -1)
+            ]
+            event = FramesEvent(
+                job_id,
+                request_id,
+                kind,
+                first,
+                frames,
+                ready=_int(body.get("ready")),
+                total=_int(body.get("total")),
+            )
+        else:
+            error = (
+                VideoSceneError.from_dict(body)
+                if message.type == "error"
+                else VideoSceneError(
+                    ErrorCode.BAD_MESSAGE, f"Unexpected {message.type!r} answer to fetch_frames."
+                )
+            )
+            event = FramesEvent(job_id, request_id, kind, first, [], error=error)
+        if request_id in self._frame_answers:
+            self._frame_answers[request_id] = event
+        else:
+            self._pending.append(event)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _frames_ready_from(message: Message) -> FramesReadyEvent:
+    body = message.body
+    kinds = body.get("kinds")
+    return FramesReadyEvent(
+        job_id=message.job_id or "",
+        first=_int(body.get("first")),
+        count=_int(body.get("count")),
+        ready=_int(body.get("ready")),
+        total=_int(body.get("total")),
+        window=_int(body.get("window")),
+        windows=_int(body.get("windows")),
+        kinds=[str(k) for k in kinds] if isinstance(kinds, list) else [],
+        width=_int(body.get("width")),
+        height=_int(body.get("height")),
+    )
 
 
 def _result_from(message: Message) -> JobResult:

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     BAD_IMAGE = "bad_image"  # undecodable, too small, too large, wrong channel count
     BAD_CAMERA = "bad_camera"  # non-rigid c2w, bad intrinsics, no animation
     NOT_IMPLEMENTED = "not_implemented"
+    NOT_READY = "not_ready"  # fetch_frames asked for frames the job has not written yet
     # Models and pipeline
     PRIOR_FAILED = "prior_failed"  # reconstruction failed; message names the cause
     WEIGHTS_MISSING = "weights_missing"

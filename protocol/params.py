@@ -25,6 +25,8 @@ from .errors import ErrorCode, VideoSceneError
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ID_RULE = "1-64 characters from A-Z a-z 0-9 _ -"
 VALUE_KINDS = ("bool", "int", "float", "choice", "color", "id")
+# Cameras per render_video job (one output frame each); the backend checks, the add-on too.
+MAX_CAMERAS = 10_000
 
 
 @dataclass(frozen=True)

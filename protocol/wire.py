@@ -35,6 +35,9 @@ MESSAGE_TYPES = frozenset(
         "release_models",
         "released",
         "fetch",
+        "fetch_frames",
+        "frames",
+        "frames_ready",
     }
 )
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float16", "float32", "float64", "bool"})
@@ -52,6 +55,8 @@ class Message:
     msg_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     blobs: dict[str, bytes | memoryview] = field(default_factory=dict)
+    # The sender's protocol version (decode fills it in; encode always sends this side's).
+    version: str = PROTOCOL_VERSION
 
 
 def _little_endian(array: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ def decode(frames: list[Any], max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
             f"Envelope declares {len(descriptors)} buffers but {len(views) - 1} frames follow.",
             "Send exactly one frame per declared buffer, in order.",
         )
-    message = Message(type=kind, body=body, job_id=job_id, msg_id=msg_id)
+    message = Message(type=kind, body=body, job_id=job_id, msg_id=msg_id, version=version)
     for descriptor, view in zip(descriptors, views[1:], strict=True):
         _decode_buffer(descriptor, view, message)
     return message

@@ -26,13 +26,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def job_context():
     """make(work_dir, checkpoints_dir=None) -> what a handler receives as `ctx` (JobContext)
     from the service, without the service. Progress calls are kept in ctx.events as
-    (stage, fraction, message); without a checkpoints_dir it points at an absent folder."""
+    (stage, fraction, message) and frames_ready bodies in ctx.frames; without a checkpoints_dir
+    it points at an absent folder."""
     # Imported here: this conftest is also loaded by the add-on tests inside bpy.
     from videoscene_backend.models import ModelCache
     from videoscene_backend.scene.store import SceneStore
 
     def make(work_dir: Path, checkpoints_dir: Path | None = None) -> SimpleNamespace:
         events: list[tuple[str, float, str]] = []
+        frames: list[dict] = []
         return SimpleNamespace(
             job_id="test",
             work_dir=work_dir,
@@ -41,7 +43,9 @@ def job_context():
             checkpoints_dir=checkpoints_dir or work_dir / "no-checkpoints",
             progress=lambda stage, fraction, message="": events.append((stage, fraction, message)),
             check_cancelled=lambda: None,
+            frames_ready=frames.append,
             events=events,
+            frames=frames,
         )
 
     return make

@@ -52,3 +52,8 @@ class JobContext(Protocol):
     def check_cancelled(self) -> None:
         """Raise VideoSceneError(CANCELLED) if the client asked to cancel this job."""
         ...
+
+    def frames_ready(self, event: dict[str, Any]) -> None:
+        """Frames the job wrote into work_dir (frame_store.py) are complete: the service sends
+        a frames_ready event with this body (docs/protocol.md)."""
+        ...

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import numpy as np
-import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-from videoscene_protocol.params import BUILD_SCENE, LOAD_SCENE, RENDER_VIDEO
+from videoscene_protocol.params import BUILD_SCENE, LOAD_SCENE, MAX_CAMERAS, RENDER_VIDEO
 
 from ..devices import default_device
 from ..priors import select_prior
-from ..render import render, to_uint8
 from ..scene.ply import load_ply, ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
 from .images import decode_image
+from .path_video import PathRequest, PathVideo, Refinement
 
 SH_C0 = 0.28209479177387814
-MAX_FRAMES = 1000
-RENDER_BATCH = 4
 
 
 def _bad_params(message: str, hint: str) -> VideoSceneError:
@@ -111,11 +109,11 @@ def validate_cameras(c2w: np.ndarray, K: np.ndarray, width: int, height: int) ->
             f"Cameras must be c2w (N, 4, 4) and K (N, 3, 3); got {c2w.shape} and {K.shape}.",
             "Send one c2w and one K per frame.",
         )
-    if not 1 <= len(c2w) <= MAX_FRAMES:
+    if not 1 <= len(c2w) <= MAX_CAMERAS:
         raise VideoSceneError(
             ErrorCode.BAD_CAMERA,
-            f"{len(c2w)} cameras; 1..{MAX_FRAMES} are allowed.",
-            "Shorten the camera path.",
+            f"{len(c2w)} cameras; 1..{MAX_CAMERAS} are allowed.",
+            "Shorten the camera path, or render it in parts.",
         )
     if not (np.isfinite(c2w).all() and np.isfinite(K).all()):
         raise VideoSceneError(
@@ -148,6 +146,9 @@ def validate_cameras(c2w: np.ndarray, K: np.ndarray, width: int, height: int) ->
 
 
 def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
+    """One output frame per camera, streamed to the job's folder window by window
+    (backend/pipeline/path_video.py); the result carries the metadata, the frames are fetched
+    by range (fetch_frames)."""
     params = RENDER_VIDEO.validate(request.params)
     width, height = params["width"], params["height"]
     device = default_device()
@@ -168,58 +169,84 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
     c2w = np.asarray(request.arrays["c2w"], dtype=np.float64)
     K = np.asarray(request.arrays["K"], dtype=np.float64)
     validate_cameras(c2w, K, width, height)
-
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    gpu_scene = scene.to(device)
-    frames = []
-    with torch.no_grad():
-        for first in range(0, len(c2w), RENDER_BATCH):
-            ctx.check_cancelled()
-            batch = slice(first, first + RENDER_BATCH)
-            out = render(
-                gpu_scene,
-                torch.from_numpy(c2w[batch]),
-                torch.from_numpy(K[batch]),
-                width,
-                height,
-                background=tuple(params["background"]),
-                near=params["near"],
-                far=params["far"],
-            )
-            frames.append(to_uint8(out.images))
-            ctx.progress(
-                "render",
-                min(first + RENDER_BATCH, len(c2w)) / len(c2w),
-                f"{min(first + RENDER_BATCH, len(c2w))}/{len(c2w)} frames",
-            )
-    del gpu_scene
-    coarse = np.concatenate(frames)
-    timings["render"] = time.perf_counter() - start
-
-    refined, video_meta = (
-        None,
-        {"refined": False, "refine_message": "Refinement was not requested (refine: false)."},
+    path = PathRequest(
+        c2w, K, width, height, tuple(params["background"]), params["near"], params["far"]
     )
-    if refine_options is not None:
-        ctx.models.release("prior:")  # the prior's network and the video model may not both fit
-        from ..video.stage import refine_stage
+    refinement, video_meta = _refinement(ctx, scene, path, refine_options)
 
-        start = time.perf_counter()
-        refined, video_meta = refine_stage(ctx, coarse, scene.reference_images, refine_options)
-        timings["refine"] = time.perf_counter() - start
-    ctx.progress("write", 1.0, "")
+    started = time.perf_counter()
+    report = PathVideo(ctx, scene, path, refinement, device).run()
+    video_meta = dict(video_meta)
+    if refinement is not None:
+        video_meta["video_model"]["timings"] = {
+            k: round(v, 3) for k, v in report.refine_timings.items()
+        }
+        video_meta["video_model"]["peak_memory_bytes"] = report.peak_memory_bytes
+        if report.photo_coverage:
+            video_meta["photo_conditions"]["coverage"] = {
+                k: round(v, 3) for k, v in report.photo_coverage.items()
+            }
+    timings = {k: round(v, 3) for k, v in report.timings.items()}
+    timings["total"] = round(time.perf_counter() - started, 3)
+    manifest = report_manifest(ctx)
     meta = {
-        "refined": refined is not None,
+        "refined": refinement is not None,
         "refine_message": video_meta.get("refine_message", ""),
         "video_model": video_meta.get("video_model", {}),
         "weights_missing": video_meta.get("weights_missing", []),
-        "num_frames": len(coarse),
+        "photo_conditions": video_meta.get("photo_conditions"),
+        "num_frames": path.count,
         "width": width,
         "height": height,
+        "frames": manifest,
+        **report.meta(),
         "render_device": str(device),
         "timings": timings,
     }
-    return JobOutput(
-        meta=meta, arrays={"frames": refined if refined is not None else coarse, "coarse": coarse}
+    return JobOutput(meta=meta)
+
+
+def report_manifest(ctx: JobContext) -> dict[str, Any]:
+    from .frame_store import MANIFEST
+
+    return json.loads((ctx.work_dir / MANIFEST).read_text())
+
+
+def _refinement(
+    ctx: JobContext, scene, path: PathRequest, options
+) -> tuple[Refinement | None, dict[str, Any]]:
+    """The loaded video model and its conditions, or None and the reason in plain words."""
+    if options is None:
+        return None, {
+            "refined": False,
+            "refine_message": "Refinement was not requested (refine: false).",
+        }
+    from ..video.stage import (
+        ReferencePhoto,
+        check_photos,
+        load_refiner,
+        photo_alignment,
+        video_model_meta,
+        weights_missing,
     )
+
+    missing = weights_missing(ctx)
+    if missing is not None:
+        return None, missing
+    check_photos(options, scene.reference_images)
+    ctx.models.release("prior:")  # the prior's network and the video model may not both fit
+    refiner, plan = load_refiner(ctx, options)
+    meta: dict[str, Any] = {
+        "refine_message": "",
+        "video_model": video_model_meta(refiner, options, plan),
+    }
+    photos = None
+    if options.condition_source == "photos":
+        photos = [
+            ReferencePhoto.of(image, camera)
+            for image, camera in zip(
+                scene.reference_images[:2], scene.reference_cameras[:2], strict=True
+            )
+        ]
+        meta["photo_conditions"] = photo_alignment(photos, path.c2w[0], path.c2w[-1])
+    return Refinement(refiner, options, photos), meta

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from videoscene_protocol import PROTOCOL_VERSION
+from videoscene_protocol import PROTOCOL_VERSION, versions
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, Message, decode, encode
 
 from ..models import ModelCache
+from ..pipeline import frame_store
 from ..pipeline.contract import JobOutput, JobRequest
 from ..scene.store import SceneStore
 from . import results
@@ -41,6 +42,7 @@ CLIENT_MESSAGE_TYPES = (
     "status",
     "release_models",
     "heartbeat",
+    "fetch_frames",
 )
 
 
@@ -85,6 +87,9 @@ class _Context:
     def check_cancelled(self) -> None:
         if self._job.cancel.is_set():
             raise VideoSceneError(ErrorCode.CANCELLED, f"Job {self.job_id} was cancelled.")
+
+    def frames_ready(self, event: dict[str, Any]) -> None:
+        self._service._outbox.put(("frames_ready", self._job, event))
 
 
 class BackendService:
@@ -196,6 +201,7 @@ class BackendService:
             "status": self._on_status,
             "release_models": self._on_release,
             "heartbeat": lambda identity, message: None,
+            "fetch_frames": self._on_fetch_frames,
         }.get(message.type)
         if handler is None:
             raise VideoSceneError(
@@ -221,6 +227,7 @@ class BackendService:
                     "max_message_bytes": self.max_message_bytes,
                     "max_queue": self.max_queue,
                     "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+                    "max_fetch_frames": frame_store.MAX_FETCH_FRAMES,
                 },
             ),
         )
@@ -244,6 +251,7 @@ class BackendService:
             raise VideoSceneError(
                 ErrorCode.BAD_PARAMS, "params must be a JSON object.", "Send params as an object."
             )
+        versions.check_client(kind, message.version)  # e.g. render_video streams since 1.1
         if job_id in self._jobs or results.read_record(self.output_dir, job_id):
             raise VideoSceneError(
                 ErrorCode.BAD_MESSAGE,
@@ -335,6 +343,34 @@ class BackendService:
                 ),
             )
 
+    def _on_fetch_frames(self, identity: bytes, message: Message) -> None:
+        """A range of a render job's frames, read from its folder (while it runs, after it
+        finished, after a restart). Errors answer the request (reply_to), not the job."""
+        try:
+            job_id, kind, first, count = frame_store.check_range_request(
+                message.job_id, message.body
+            )
+            frames = frame_store.read_range(
+                self.output_dir, job_id, kind, first, count, self.max_message_bytes // 2
+            )
+        except VideoSceneError as error:
+            self._reply_error(identity, error, message.msg_id, None)
+            return
+        manifest = frames.manifest
+        body = {
+            "reply_to": message.msg_id,
+            "kind": kind,
+            "first": first,
+            "count": len(frames.frames),
+            "ready": manifest.ready,
+            "total": manifest.count,
+            "width": manifest.width,
+            "height": manifest.height,
+            "format": frame_store.FORMAT,
+        }
+        blobs = {str(first + i): data for i, data in enumerate(frames.frames)}
+        self._send(identity, Message("frames", body=body, job_id=job_id, blobs=blobs))
+
     def _on_status(self, identity: bytes, message: Message) -> None:
         running = next((job for job in self._jobs.values() if job.state == "running"), None)
         body = {
@@ -378,6 +414,8 @@ class BackendService:
                 return
             if kind == "progress":
                 self._send(job.owner, Message("progress", body=payload, job_id=job.job_id))
+            elif kind == "frames_ready":
+                self._send(job.owner, Message("frames_ready", body=payload, job_id=job.job_id))
             elif kind == "record":
                 self._send_record(job.owner, payload)
             while len(self._jobs) > 256:  # forget old finished jobs; their records stay on disk

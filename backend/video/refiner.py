@@ -286,7 +286,7 @@ class VideoRefiner:
             raise VideoSceneError(
                 ErrorCode.BAD_PARAMS,
                 f"The video model takes uint8 frames of shape {expected}, got {coarse.shape} {coarse.dtype}.",
-                "Resample the path with videoscene_backend.video.resample first.",
+                "Render the window on the model canvas (videoscene_backend.video.canvas) first.",
             )
         report = RefineReport()
         if self.plan.device.type == "cuda":

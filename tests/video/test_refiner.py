@@ -10,7 +10,12 @@ import torch
 from videoscene_backend.video.checkpoints import find_checkpoint
 from videoscene_backend.video.memory import plan_memory
 from videoscene_backend.video.refiner import RefineOptions, VideoRefiner
-from videoscene_backend.video.stage import refine_stage
+from videoscene_backend.video.stage import (
+    check_photos,
+    load_refiner,
+    video_model_meta,
+    weights_missing,
+)
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
 from .conftest import TINY_FRAMES, TINY_SIZE
@@ -90,41 +95,30 @@ def test_cancel_between_stages(refiner, coarse) -> None:
     assert info.value.code == ErrorCode.CANCELLED
 
 
-def test_refine_stage_resamples_any_path_length_and_size(
-    job_context, tmp_path, tiny_checkpoint, coarse
-) -> None:
+def test_load_refiner_keeps_the_model_warm(job_context, tmp_path, tiny_checkpoint) -> None:
     ctx = job_context(tmp_path, tiny_checkpoint)
-    frames = np.random.default_rng(1).integers(0, 256, (20, 40, 50, 3), dtype=np.uint8)
-    refined, meta = refine_stage(ctx, frames, [], RefineOptions(seed=3))
-    assert refined.shape == frames.shape and refined.dtype == np.uint8
-    assert meta["refined"] is True
-    assert meta["video_model"]["leap_timestep"] == 459
-    assert meta["video_model"]["memory"]["mode"] == "fp32"
-    assert {stage for stage, *_ in ctx.events} == {"encode", "denoise", "decode"}
-    assert len(ctx.models.loaded()) == 1  # stays warm
+    refiner, plan = load_refiner(ctx, RefineOptions(seed=3))
+    assert plan.mode == "fp32" and (refiner.num_frames, refiner.height) == (TINY_FRAMES, 64)
+    again, _ = load_refiner(ctx, RefineOptions(seed=4))
+    assert again is refiner and len(ctx.models.loaded()) == 1
+    meta = video_model_meta(refiner, RefineOptions(condition_source="photos"), plan)
+    assert meta["leap_timestep"] == 549 and meta["model_size"] == list(TINY_SIZE)
+    assert video_model_meta(refiner, RefineOptions(), plan)["leap_timestep"] == 459
 
 
-def test_refine_stage_photos_condition_defaults_to_the_posed_timestep(
-    job_context, tmp_path, tiny_checkpoint, coarse
-) -> None:
-    photos = [coarse[0], coarse[-1]]
-    _, meta = refine_stage(
-        job_context(tmp_path, tiny_checkpoint),
-        coarse,
-        photos,
-        RefineOptions(condition_source="photos"),
-    )
-    assert meta["video_model"]["leap_timestep"] == 549
-
-
-def test_refine_stage_without_weights_returns_coarse_and_says_why(
-    job_context, tmp_path, coarse
-) -> None:
-    refined, meta = refine_stage(job_context(tmp_path), coarse, [], RefineOptions())
-    assert refined is None and meta["refined"] is False
+def test_missing_weights_say_why_in_plain_words(job_context, tmp_path) -> None:
+    meta = weights_missing(job_context(tmp_path))
+    assert meta["refined"] is False
     assert "model.safetensors" in meta["refine_message"]
     assert "videoscene-backend download" in meta["refine_message"]
     assert len(meta["weights_missing"]) == 5
+
+
+def test_photos_need_reference_photos() -> None:
+    with pytest.raises(VideoSceneError) as info:
+        check_photos(RefineOptions(condition_source="photos"), [])
+    assert info.value.code == ErrorCode.BAD_PARAMS and "PLY" in info.value.message
+    check_photos(RefineOptions(), [])  # rendered conditions need none
 
 
 @pytest.mark.parametrize(
