@@ -1,5 +1,6 @@
-"""Camera paths: sample a Blender camera at the video model's instants, express it in the splat
-frame, place the scene empty, and build the seed's reference flythrough as a starter path.
+"""Camera paths: sample a Blender camera at every scene frame of the range (its output size,
+sensor fit and shift), express it in the splat frame, place the scene empty, and build the
+seed's reference flythrough as a starter path.
 
 Conventions (docs/DESIGN): the splat frame is reference camera 0's OpenCV frame; the scene
 empty's matrix_world maps splat frame -> Blender world. Axis conversions and intrinsics come from
@@ -9,6 +10,7 @@ the shared videoscene_protocol.cameras module so the backend and the add-on agre
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -16,10 +18,7 @@ from mathutils import Matrix, Quaternion
 
 from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-
-VIDEO_FRAMES = 49  # the video model's frame contract
-VIDEO_WIDTH = 720
-VIDEO_HEIGHT = 480
+from ._vendor.videoscene_protocol.params import MAX_CAMERAS, RENDER_VIDEO
 
 # Default splat frame -> Blender world: a rotation of -90 degrees about X, so the OpenCV frame's
 # +y (down) becomes Blender -Z and +z (forward) becomes Blender +Y; x stays x.
@@ -28,24 +27,62 @@ DEFAULT_SCENE_MATRIX = np.array(
 )
 
 
-def sample_times(frame_start: int, frame_end: int, count: int = VIDEO_FRAMES) -> np.ndarray:
-    """`count` evenly spaced instants (frames, with subframes) covering [start, end]."""
-    if frame_end <= frame_start:
+@dataclass(frozen=True)
+class PathFrames:
+    """The scene frames a video renders and the size it renders them at.
+
+    One camera per scene frame of the range, every `step`-th frame (the scene's frame_step;
+    Preview doubles it), at the scene's output size (resolution x percentage; Preview halves
+    it). `holds[i]` is how many scene frames image i covers in the strip (1 unless stepping)."""
+
+    frames: tuple[int, ...]
+    end: int  # the range's last scene frame (the last image holds up to it)
+    step: int
+    width: int
+    height: int
+
+    @property
+    def holds(self) -> list[int]:
+        return [min(self.step, self.end - frame + 1) for frame in self.frames]
+
+
+def output_size(scene: bpy.types.Scene, preview: bool = False) -> tuple[int, int]:
+    """The scene's render size as Blender computes it (resolution x percentage), halved for
+    Preview; at least the backend's minimum side."""
+    render = scene.render
+    divisor = 200 if preview else 100
+    width = render.resolution_x * render.resolution_percentage // divisor
+    height = render.resolution_y * render.resolution_percentage // divisor
+    low = int(RENDER_VIDEO["width"].minimum)
+    high = int(RENDER_VIDEO["width"].maximum)
+    if not (low <= width <= high and low <= height <= high):
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"The output size {width}x{height} is outside {low}..{high} pixels per side.",
+            "Change the scene's resolution or its percentage (Output Properties).",
+        )
+    return width, height
+
+
+def path_frames(
+    scene: bpy.types.Scene, frame_start: int, frame_end: int, preview: bool = False
+) -> PathFrames:
+    if frame_end < frame_start:
         raise VideoSceneError(
             ErrorCode.BAD_CAMERA,
             f"The frame range {frame_start}..{frame_end} is empty.",
-            "Set an end frame after the start frame.",
+            "Set an end frame at or after the start frame.",
         )
-    return np.linspace(float(frame_start), float(frame_end), count)
-
-
-def nearest_sample_indices(
-    frame_start: int, frame_end: int, count: int = VIDEO_FRAMES
-) -> np.ndarray:
-    """For each Blender frame in [start, end], the index of the sample nearest in time."""
-    frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
-    step = (frame_end - frame_start) / (count - 1)
-    return np.clip(np.rint((frames - frame_start) / step), 0, count - 1).astype(np.int64)
+    step = max(1, scene.frame_step) * (2 if preview else 1)
+    frames = tuple(range(frame_start, frame_end + 1, step))
+    if len(frames) > MAX_CAMERAS:
+        raise VideoSceneError(
+            ErrorCode.BAD_CAMERA,
+            f"The range {frame_start}..{frame_end} has {len(frames)} frames to render; at most "
+            f"{MAX_CAMERAS} fit in one video.",
+            "Render the range in parts, or raise the frame step.",
+        )
+    return PathFrames(frames, frame_end, step, *output_size(scene, preview))
 
 
 def _frame_set(scene: bpy.types.Scene, time: float) -> None:
@@ -57,15 +94,30 @@ def sample_world_matrices(
     scene: bpy.types.Scene, camera: bpy.types.Object, times: np.ndarray
 ) -> np.ndarray:
     """The camera's matrix_world at each instant, (N, 4, 4) float64. Restores the current frame."""
+    world, _ = sample_cameras(scene, camera, times)
+    return world
+
+
+def sample_cameras(
+    scene: bpy.types.Scene,
+    camera: bpy.types.Object,
+    times: np.ndarray,
+    size: tuple[int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The camera's matrix_world (N, 4, 4) and, given an output size, its pixel intrinsics
+    (N, 3, 3) at each instant (lens, sensor and shift may be animated). Restores the frame."""
     current, current_sub = scene.frame_current, scene.frame_subframe
-    out = np.empty((len(times), 4, 4))
+    world = np.empty((len(times), 4, 4))
+    K = None if size is None else np.empty((len(times), 3, 3))
     try:
         for i, time in enumerate(times):
             _frame_set(scene, float(time))
-            out[i] = np.array(camera.matrix_world)
+            world[i] = np.array(camera.matrix_world)
+            if K is not None:
+                K[i] = camera_intrinsics(scene, camera, *size)
     finally:
         scene.frame_set(current, subframe=current_sub)
-    return out
+    return world, K
 
 
 def rigid(matrix: np.ndarray) -> np.ndarray:
@@ -123,29 +175,27 @@ def render_cameras(
     scene: bpy.types.Scene,
     camera: bpy.types.Object,
     scene_empty: bpy.types.Object,
-    frame_start: int,
-    frame_end: int,
-    width: int = VIDEO_WIDTH,
-    height: int = VIDEO_HEIGHT,
-    count: int = VIDEO_FRAMES,
+    path: PathFrames,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(c2w (N,4,4) OpenCV in the splat frame, K (N,3,3)) for a render_video job."""
+    """(c2w (N,4,4) OpenCV in the splat frame, K (N,3,3) at the path's size) for a render_video
+    job: one camera per frame of the path."""
     if camera is None or camera.type != "CAMERA":
         raise VideoSceneError(
             ErrorCode.BAD_CAMERA, "No camera is chosen.", "Pick a camera in the VideoScene panel."
         )
-    times = sample_times(frame_start, frame_end, count)
-    world = sample_world_matrices(scene, camera, times)
-    if np.allclose(world, world[0], atol=1e-7):
+    world, K = sample_cameras(
+        scene, camera, np.asarray(path.frames, np.float64), (path.width, path.height)
+    )
+    if len(world) > 1 and np.allclose(world, world[0], atol=1e-7):
         raise VideoSceneError(
             ErrorCode.BAD_CAMERA,
-            f"Camera {camera.name!r} has no animation over frames {frame_start}..{frame_end}.",
+            f"Camera {camera.name!r} has no animation over frames "
+            f"{path.frames[0]}..{path.frames[-1]}.",
             "Keyframe the camera along a path (or use 'Keyframe Reference Flythrough').",
         )
     splat_blender = world_to_splat(np.array(scene_empty.matrix_world), world)
     c2w = np.asarray(cameras.blender_to_opencv_c2w(splat_blender), dtype=np.float64)
-    K = camera_intrinsics(scene, camera, width, height)
-    return c2w, np.broadcast_to(K, (count, 3, 3)).copy()
+    return c2w, K
 
 
 def reference_flythrough(c2w_0: np.ndarray, c2w_1: np.ndarray, count: int) -> np.ndarray:

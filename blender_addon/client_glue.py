@@ -26,6 +26,8 @@ from . import backend_process, preferences
 from ._vendor.videoscene_protocol.client import (
     BackendClient,
     ErrorEvent,
+    FramesEvent,
+    FramesReadyEvent,
     ProgressEvent,
     ResultEvent,
     StateEvent,
@@ -52,6 +54,8 @@ class PendingJob:
     params: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] | None = None
     blobs: dict[str, bytes] | None = None
+    # Called with the job id once sent, e.g. to receive the job's frames as they stream in.
+    on_submitted: Callable[[str, PendingJob], None] | None = None
 
 
 def _is_loopback(address: str) -> bool:
@@ -111,9 +115,20 @@ class Session:
         # callback runs in step() on the main thread.
         self.executor: ThreadPoolExecutor | None = None
         self.tasks: list[tuple[Future, Callable[[Any], None]]] = []
+        # Render jobs whose frames are still arriving (video_stream.VideoStream), by job id;
+        # a stream outlives its job's result until every announced frame is in its strips.
+        self.streams: dict[str, Any] = {}
 
     def pending(self) -> bool:
-        return bool(self.jobs or self.queue or self.tasks)
+        return bool(self.jobs or self.queue or self.tasks or self.streams)
+
+    def fail(self, error: VideoSceneError) -> None:
+        """Report an error of asynchronous work (e.g. a refused frame range)."""
+        self._fail(error)
+
+    def _drop_finished_streams(self) -> None:
+        for job_id in [job_id for job_id, stream in self.streams.items() if stream.complete]:
+            del self.streams[job_id]
 
     def run_in_background(self, work: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
         if self.executor is None:
@@ -242,6 +257,8 @@ class Session:
                 break
         if self.client is not None and (error := self._local_exit_error()) is not None:
             self._fail_all(error)
+        self._drop_finished_streams()
+        _state().busy = self.pending()
         return self.pending()
 
     def _try_connect(self) -> bool:
@@ -267,6 +284,8 @@ class Session:
     def _send(self, job: PendingJob) -> None:
         job_id = self.client.submit(job.kind, job.params, arrays=job.arrays, blobs=job.blobs)
         self.jobs[job_id] = job
+        if job.on_submitted is not None:
+            job.on_submitted(job_id, job)
         _state().status = f"{JOB_LABELS.get(job.kind, job.kind)}: queued"
 
     def _dispatch(self, event: Any) -> None:
@@ -295,10 +314,19 @@ class Session:
                 traceback.print_exc()
                 self._fail(VideoSceneError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
             state.busy = self.pending()
+        elif isinstance(event, FramesReadyEvent | FramesEvent):
+            stream = self.streams.get(event.job_id)
+            if stream is not None and isinstance(event, FramesReadyEvent):
+                stream.on_ready(event, self)
+            elif stream is not None:
+                stream.on_frames(event, self)
         elif isinstance(event, ErrorEvent):
             if event.job_id is None:
                 self._fail_all(event.error)
                 return
+            stream = self.streams.get(event.job_id)
+            if stream is not None:  # frames it finished stay; the rest never come
+                stream.end()
             job = self.jobs.pop(event.job_id, None)
             if job is not None and job.on_error is not None and job.on_error(event.error, job):
                 return
@@ -321,6 +349,7 @@ class Session:
         """The backend is gone: forget every job, drop the client (the next job reconnects)."""
         self.jobs.clear()
         self.queue.clear()
+        self.streams.clear()  # frames already in strips stay; the backend keeps the rest
         self.close()
         self._fail(error)
         _redraw()
@@ -377,6 +406,7 @@ def shutdown(stop_backend: bool) -> None:
         bpy.app.timers.unregister(_timer)
     SESSION.jobs.clear()
     SESSION.queue.clear()
+    SESSION.streams.clear()
     SESSION.close()
     if SESSION.executor is not None:  # let file writes finish; they are short
         SESSION.executor.shutdown(wait=True)

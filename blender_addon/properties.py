@@ -45,6 +45,14 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     )
     frame_start: IntProperty(name="Start", default=1, min=0)
     frame_end: IntProperty(name="End", default=49, min=0)
+    preview: BoolProperty(
+        name="Preview",
+        description=(
+            "Generate at half the output resolution and every second frame, for fast "
+            "iteration (each image then holds two frames in the strip)"
+        ),
+        default=False,
+    )
     keyframe_flythrough: BoolProperty(
         name="Keyframe Reference Flythrough",
         description="After Build Scene, animate the camera from reference camera 0 to 1",

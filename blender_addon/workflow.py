@@ -20,9 +20,9 @@ from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
 from .client_glue import SESSION, PendingJob
 from .compat import is_animated
-from .importers.sequencer import add_video_strips, write_video_files
 from .importers.splat import import_splat
 from .param_settings import params_from_settings
+from .video_stream import VideoStream
 
 COLLECTION_NAME = "VideoScene"
 EMPTY_NAME = "VideoScene Scene"
@@ -219,16 +219,23 @@ def _on_build_result(result: Any, job: PendingJob) -> None:
 # -- Generate Video ---------------------------------------------------------------------------
 def _check_render_camera(scene: bpy.types.Scene) -> None:
     settings = scene.videoscene
-    start, end = settings.frame_range(scene)
+    path = _path_frames(scene)
     identity = bpy.data.objects.new("VideoScene probe", None)  # cameras in world = splat frame
     try:
-        camera_path.render_cameras(scene, settings.active_camera(scene), identity, start, end)
+        camera_path.render_cameras(scene, settings.active_camera(scene), identity, path)
     finally:
         bpy.data.objects.remove(identity)
 
 
+def _path_frames(scene: bpy.types.Scene) -> camera_path.PathFrames:
+    settings = scene.videoscene
+    start, end = settings.frame_range(scene)
+    return camera_path.path_frames(scene, start, end, preview=settings.preview)
+
+
 def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = None) -> None:
-    """Generate Video; with no scene built yet, build first (one-click)."""
+    """Generate Video: one camera per scene frame of the range at the scene's output size;
+    with no scene built yet, build first (one-click). The strips grow window by window."""
     scene = scene or context.scene
     settings = scene.videoscene
     empty = settings.scene_empty
@@ -236,13 +243,13 @@ def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = Non
         start_build(context, then_render=True)
         return
     camera = settings.active_camera(scene)
-    start, end = settings.frame_range(scene)
-    c2w, K = camera_path.render_cameras(scene, camera, empty, start, end)
+    path = _path_frames(scene)
+    c2w, K = camera_path.render_cameras(scene, camera, empty, path)
     params = {
         **params_from_settings(settings, RENDER_VIDEO),
         "scene_id": str(empty[SCENE_ID_KEY]),
-        "width": camera_path.VIDEO_WIDTH,
-        "height": camera_path.VIDEO_HEIGHT,
+        "width": path.width,
+        "height": path.height,
     }
     if settings.memory_mode == "default":
         params["memory_mode"] = preferences.get(context).default_memory_mode
@@ -252,34 +259,27 @@ def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = Non
             scene.name,
             on_result=_on_render_result,
             on_error=_on_render_error,
-            data={"frame_range": (start, end), "empty": empty.name, "resent": False},
+            data={"path": path, "empty": empty.name, "resent": False},
             params=params,
             arrays={"c2w": c2w, "K": K},
+            on_submitted=_stream_frames,
         )
     )
 
 
+def _stream_frames(job_id: str, job: PendingJob) -> None:
+    """Receive the job's frames as its windows finish (video_stream.VideoStream)."""
+    folder = preferences.output_dir(preferences.get()) / job_id
+    SESSION.streams[job_id] = VideoStream(
+        job_id, job.scene_name, folder, job.data["path"], f"VideoScene {job_id[:8]}"
+    )
+
+
 def _on_render_result(result: Any, job: PendingJob) -> None:
-    """Write the PNGs on a worker thread, then add the strips here on the main thread."""
-    start, end = job.data["frame_range"]
-    refined = bool(result.meta.get("refined")) and "frames" in result.arrays
-    folder = preferences.output_dir(preferences.get()) / result.job_id
-    frames = result.arrays["frames"] if refined else None
-    coarse = result.arrays["coarse"]
-    refine_message = "" if refined else str(result.meta.get("refine_message", ""))
-
-    def add_strips(files: tuple[list[Path] | None, list[Path]]) -> None:
-        scene = bpy.data.scenes.get(job.scene_name)
-        if scene is None:  # the scene was deleted meanwhile; the files stay on disk
-            return
-        add_video_strips(scene, f"VideoScene {result.job_id[:8]}", *files, start, end)
-        scene.videoscene["last_video"] = str(folder)
-        state = bpy.context.window_manager.videoscene_state
-        state.refine_message = refine_message
-        state.status = "Video ready" if refined else "Coarse video ready (not refined)"
-
-    bpy.context.window_manager.videoscene_state.status = "Writing frames"
-    SESSION.run_in_background(lambda: write_video_files(folder, frames, coarse), add_strips)
+    """The job finished: fetch whatever frames are still missing, then say it is ready."""
+    stream = SESSION.streams.get(result.job_id)
+    if stream is not None:
+        stream.on_result(result, SESSION)
 
 
 def _on_render_error(error: VideoSceneError, job: PendingJob) -> bool:

@@ -1,7 +1,8 @@
 """Video frames -> PNG files -> image strips over the camera's frame range.
 
-The video has a fixed number of samples over the frame range; each Blender frame shows the
-sample nearest in time (the same file may appear on several consecutive frames).
+One image per rendered scene frame: with a frame step of 1 the strip maps its images 1:1 to the
+scene's frames; with a larger step each image holds until the next rendered frame. Strips grow
+as the backend's windows arrive (extend_image_strip).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import bpy
 import numpy as np
 
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-from ..camera_path import nearest_sample_indices
 from ..compat import sequence_editor_strips
 from .png import write_png
 
@@ -37,16 +37,7 @@ def write_pngs(frames: np.ndarray, folder: Path, prefix: str = "frame") -> list[
     return paths
 
 
-def write_video_files(
-    folder: Path, frames: np.ndarray | None, coarse: np.ndarray
-) -> tuple[list[Path] | None, list[Path]]:
-    """PNGs under folder/refined and folder/coarse (worker-thread safe)."""
-    coarse_files = write_pngs(coarse, folder / "coarse")
-    refined_files = None if frames is None else write_pngs(frames, folder / "refined")
-    return refined_files, coarse_files
-
-
-def _free_channel_pair(scene: bpy.types.Scene, frame_start: int, frame_end: int) -> int:
+def free_channel_pair(scene: bpy.types.Scene, frame_start: int, frame_end: int) -> int:
     """The lowest channel c >= 2 such that channels c and c - 1 are free over the range."""
     busy: set[int] = set()
     for strip in sequence_editor_strips(scene):
@@ -58,63 +49,34 @@ def _free_channel_pair(scene: bpy.types.Scene, frame_start: int, frame_end: int)
     return channel
 
 
-def add_image_strip(
+def extend_image_strip(
     scene: bpy.types.Scene,
     name: str,
     files: list[Path],
+    holds: list[int],
     frame_start: int,
-    frame_end: int,
     channel: int,
+    mute: bool = False,
 ):
-    """An image strip covering [frame_start, frame_end], each frame the nearest sample."""
-    indices = nearest_sample_indices(frame_start, frame_end, len(files))
-    ordered = [files[i] for i in indices]
+    """Append frames to the image strip `name` (created at frame_start on `channel` when it
+    does not exist yet). Each file shows for holds[i] scene frames: 1 maps images 1:1 to scene
+    frames; a frame step holds each image until the next. Main thread only. Returns the strip."""
+    if len(files) != len(holds) or not files:
+        raise ValueError("one hold per file, at least one file")
     strips = sequence_editor_strips(scene)
-    strip = strips.new_image(
-        name=name,
-        filepath=str(ordered[0]),
-        channel=channel,
-        frame_start=frame_start,
-        fit_method="FIT",
-    )
-    strip.directory = str(ordered[0].parent) + "/"
-    for path in ordered[1:]:
-        strip.elements.append(path.name)
-    return strip
-
-
-def add_video_strips(
-    scene: bpy.types.Scene,
-    name: str,
-    refined_files: list[Path] | None,
-    coarse_files: list[Path],
-    frame_start: int,
-    frame_end: int,
-) -> tuple[object | None, object]:
-    """The refined strip on top and the coarse one on the channel below (muted when a refined
-    strip exists). Main thread only."""
-    channel = _free_channel_pair(scene, frame_start, frame_end)
-    coarse_strip = add_image_strip(
-        scene, f"{name} coarse", coarse_files, frame_start, frame_end, channel - 1
-    )
-    refined_strip = None
-    if refined_files is not None:
-        refined_strip = add_image_strip(
-            scene, f"{name} refined", refined_files, frame_start, frame_end, channel
+    strip = strips.get(name)
+    elements = [path.name for path, hold in zip(files, holds, strict=True) for _ in range(hold)]
+    if strip is None:
+        strip = strips.new_image(
+            name=name,
+            filepath=str(files[0]),
+            channel=channel,
+            frame_start=frame_start,
+            fit_method="FIT",
         )
-        coarse_strip.mute = True
-    return refined_strip, coarse_strip
-
-
-def import_video(
-    scene: bpy.types.Scene,
-    folder: Path,
-    name: str,
-    frames: np.ndarray | None,
-    coarse: np.ndarray,
-    frame_start: int,
-    frame_end: int,
-) -> tuple[object | None, object]:
-    """Write the frames and add the strips in one go (the add-on writes on a worker thread)."""
-    refined_files, coarse_files = write_video_files(folder, frames, coarse)
-    return add_video_strips(scene, name, refined_files, coarse_files, frame_start, frame_end)
+        strip.directory = str(files[0].parent) + "/"
+        strip.mute = mute
+        elements = elements[1:]
+    for element in elements:
+        strip.elements.append(element)
+    return strip

@@ -50,6 +50,7 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         row.prop(settings, "frame_start")
         row.prop(settings, "frame_end")
     col.prop(settings, "keyframe_flythrough")
+    col.prop(settings, "preview")
     row = layout.row(align=True)
     row.scale_y = 1.3
     row.operator("videoscene.build_scene", icon="POINTCLOUD_DATA")

@@ -16,17 +16,35 @@ cameras = pytest.importorskip(
 FLIP_YZ = np.diag([1.0, -1.0, -1.0, 1.0])  # Blender camera axes (-Z forward, Y up) -> OpenCV
 
 
-def test_sample_times_and_nearest_indices(addon):
+def test_one_camera_per_scene_frame_at_the_output_size(addon):
     camera_path = submodule("camera_path")
-    times = camera_path.sample_times(1, 97)
-    assert len(times) == 49 and times[0] == 1.0 and times[-1] == 97.0
-    assert np.allclose(np.diff(times), 2.0)
-    nearest = camera_path.nearest_sample_indices(1, 97)
-    assert len(nearest) == 97 and nearest[0] == 0 and nearest[-1] == 48
-    assert nearest[2] == 1  # frame 3 is sample 1 exactly
-    # fewer frames than samples: each frame still gets the sample nearest in time
-    short = camera_path.nearest_sample_indices(10, 34)
-    assert len(short) == 25 and short[0] == 0 and short[-1] == 48 and short[12] == 24
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
+    scene.render.resolution_percentage = 50
+    path = camera_path.path_frames(scene, 1, 120)
+    assert path.frames == tuple(range(1, 121)) and (path.width, path.height) == (960, 540)
+    assert path.holds == [1] * 120  # one image per scene frame
+    scene.frame_step = 3
+    stepped = camera_path.path_frames(scene, 1, 10)
+    assert stepped.frames == (1, 4, 7, 10) and stepped.holds == [3, 3, 3, 1]
+    scene.frame_step = 1
+    preview = camera_path.path_frames(scene, 1, 120, preview=True)
+    assert len(preview.frames) == 60 and (preview.width, preview.height) == (480, 270)
+    assert sum(preview.holds) == 120  # every second frame, each held for two
+    assert camera_path.path_frames(scene, 5, 5).frames == (5,)  # a single frame is a still
+
+
+def test_bad_ranges_and_sizes_are_refused_before_sending(addon):
+    camera_path = submodule("camera_path")
+    errors = submodule("_vendor.videoscene_protocol.errors")
+    scene = bpy.context.scene
+    with pytest.raises(errors.VideoSceneError, match="empty"):
+        camera_path.path_frames(scene, 10, 9)
+    with pytest.raises(errors.VideoSceneError, match="at most 10000"):
+        camera_path.path_frames(scene, 1, 10_001)
+    scene.render.resolution_x, scene.render.resolution_percentage = 8000, 100
+    with pytest.raises(errors.VideoSceneError, match="outside"):
+        camera_path.path_frames(scene, 1, 10)
 
 
 def test_render_cameras_match_shared_conversion(addon):
@@ -36,10 +54,19 @@ def test_render_cameras_match_shared_conversion(addon):
     empty = bpy.data.objects.new("scene empty", None)
     scene.collection.objects.link(empty)
     empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
-    c2w, K = camera_path.render_cameras(scene, camera, empty, 1, 49)
+    scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
+    scene.render.resolution_percentage = 10
+    camera.data.sensor_fit = "VERTICAL"
+    camera.data.shift_y = 0.05
+    path = camera_path.path_frames(scene, 1, 49)
+    c2w, K = camera_path.render_cameras(scene, camera, empty, path)
     assert c2w.shape == (49, 4, 4) and K.shape == (49, 3, 3)
+    expected_K = cameras.intrinsics_from_blender(
+        camera.data.lens, 36.0, camera.data.sensor_height, "VERTICAL", 192, 108, shift_y=0.05
+    )
+    assert np.allclose(K, expected_K)  # the output size, sensor fit and shift of the camera
 
-    scene.frame_set(25)  # sample 24 sits exactly on frame 25
+    scene.frame_set(25)  # camera 24 is scene frame 25
     world = np.array(camera.matrix_world)
     relative = np.linalg.inv(camera_path.DEFAULT_SCENE_MATRIX) @ world
     assert np.allclose(c2w[24], cameras.blender_to_opencv_c2w(relative), atol=1e-5)
@@ -50,6 +77,19 @@ def test_render_cameras_match_shared_conversion(addon):
     assert scene.frame_current == 25  # sampling restores the current frame
 
 
+def test_animated_lens_gives_each_frame_its_intrinsics(addon):
+    camera_path = submodule("camera_path")
+    scene = bpy.context.scene
+    camera = keyframed_camera(scene, 1, 9)
+    camera.data.lens = 35.0
+    camera.data.keyframe_insert("lens", frame=1)
+    camera.data.lens = 70.0
+    camera.data.keyframe_insert("lens", frame=9)
+    empty = bpy.data.objects.new("scene empty", None)
+    _, K = camera_path.render_cameras(scene, camera, empty, camera_path.path_frames(scene, 1, 9))
+    assert K[-1, 0, 0] == pytest.approx(2 * K[0, 0, 0])
+
+
 def test_scaled_scene_empty_scales_translations_only(addon):
     camera_path = submodule("camera_path")
     scene = bpy.context.scene
@@ -57,11 +97,12 @@ def test_scaled_scene_empty_scales_translations_only(addon):
     empty = bpy.data.objects.new("scene empty", None)
     scene.collection.objects.link(empty)
     empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
-    plain, _ = camera_path.render_cameras(scene, camera, empty, 1, 49)
+    path = camera_path.path_frames(scene, 1, 49)
+    plain, _ = camera_path.render_cameras(scene, camera, empty, path)
     empty.scale = (2.0, 2.0, 2.0)
     empty.location = (0.0, 0.0, 0.0)
     bpy.context.view_layer.update()
-    scaled, _ = camera_path.render_cameras(scene, camera, empty, 1, 49)
+    scaled, _ = camera_path.render_cameras(scene, camera, empty, path)
     assert np.allclose(scaled[:, :3, :3], plain[:, :3, :3], atol=1e-6)
     assert np.allclose(scaled[:, :3, 3], plain[:, :3, 3] / 2.0, atol=1e-6)
 
@@ -92,7 +133,7 @@ def test_unanimated_camera_is_a_bad_camera(addon):
     scene.collection.objects.link(camera)
     empty = bpy.data.objects.new("scene empty", None)
     with pytest.raises(errors.VideoSceneError) as caught:
-        camera_path.render_cameras(scene, camera, empty, 1, 49)
+        camera_path.render_cameras(scene, camera, empty, camera_path.path_frames(scene, 1, 49))
     assert caught.value.code == errors.ErrorCode.BAD_CAMERA
     assert "no animation" in caught.value.message
 

@@ -142,31 +142,32 @@ def test_keyframe_flythrough_after_build(addon):
     )
 
 
-def test_sequencer_import_frames_range_channels_pixels(addon, tmp_path):
+def test_sequencer_strips_grow_one_image_per_scene_frame(addon, tmp_path):
     sequencer = submodule("importers.sequencer")
     compat = submodule("compat")
     scene = bpy.context.scene
-    keyframed_camera(scene, 1, 97)
+    keyframed_camera(scene, 1, 20)
     # Same size as the frames, so the strip is not scaled (FIT uses the resolution at creation).
     scene.render.resolution_x, scene.render.resolution_y = 36, 24
     scene.render.resolution_percentage = 100
     rng = np.random.default_rng(1)
-    coarse = rng.integers(0, 256, size=(49, 24, 36, 3), dtype=np.uint8)
-    refined = rng.integers(0, 256, size=(49, 24, 36, 3), dtype=np.uint8)
-    refined_strip, coarse_strip = sequencer.import_video(
-        scene, tmp_path, "VS test", refined, coarse, 1, 97
+    refined = rng.integers(0, 256, size=(20, 24, 36, 3), dtype=np.uint8)
+    files = sequencer.write_pngs(refined, tmp_path / "refined")
+    channel = sequencer.free_channel_pair(scene, 1, 20)
+    # Two windows arrive: the strip is created with the first and extended by the second.
+    strip = sequencer.extend_image_strip(scene, "VS refined", files[:9], [1] * 9, 1, channel)
+    assert strip.frame_final_end == 10
+    strip = sequencer.extend_image_strip(scene, "VS refined", files[9:], [1] * 11, 1, channel)
+    coarse = sequencer.extend_image_strip(
+        scene, "VS coarse", files, [1] * 20, 1, channel - 1, mute=True
     )
-    assert len(list((tmp_path / "refined").glob("*.png"))) == 49
-    assert len(list((tmp_path / "coarse").glob("*.png"))) == 49
-    assert refined_strip.frame_final_start == 1 and refined_strip.frame_final_end == 98
-    assert coarse_strip.frame_final_start == 1 and coarse_strip.frame_final_end == 98
-    assert coarse_strip.channel == refined_strip.channel - 1
-    assert coarse_strip.mute and not refined_strip.mute
-    assert len(refined_strip.elements) == 97
-    assert refined_strip.elements[2].filename == "frame_0001.png"  # frame 3 = sample 1
+    assert strip.frame_final_start == 1 and strip.frame_final_end == 21
+    assert [e.filename for e in strip.elements] == [f.name for f in files]  # 1:1, no repeats
+    assert coarse.mute and not strip.mute and coarse.channel == strip.channel - 1
     assert len(list(compat.sequence_editor_strips(scene))) == 2
+    assert sequencer.free_channel_pair(scene, 1, 20) == channel + 2
 
-    # Render sequencer frame 3 with the Standard view transform: it must be sample 1 exactly.
+    # Render sequencer frame 3 with the Standard view transform: it is image 2 exactly.
     scene.view_settings.view_transform = "Standard"
     scene.render.image_settings.file_format = "PNG"
     scene.frame_set(3)
@@ -176,16 +177,15 @@ def test_sequencer_import_frames_range_channels_pixels(addon, tmp_path):
     pixels = np.empty(36 * 24 * 4, dtype=np.float32)
     image.pixels.foreach_get(pixels)
     rendered = np.rint(pixels.reshape(24, 36, 4)[::-1, :, :3] * 255).astype(np.uint8)
-    assert np.array_equal(rendered, refined[1])
+    assert np.array_equal(rendered, refined[2])
 
 
-def test_sequencer_without_refined_frames_keeps_coarse_visible(addon, tmp_path):
+def test_sequencer_holds_each_image_over_a_frame_step(addon, tmp_path):
     sequencer = submodule("importers.sequencer")
-    scene = bpy.context.scene
-    coarse = np.zeros((49, 8, 12, 3), dtype=np.uint8)
-    refined_strip, coarse_strip = sequencer.import_video(scene, tmp_path, "VS", None, coarse, 1, 49)
-    assert refined_strip is None and not coarse_strip.mute
-    assert len(coarse_strip.elements) == 49
+    files = sequencer.write_pngs(np.zeros((4, 8, 12, 3), dtype=np.uint8), tmp_path)
+    strip = sequencer.extend_image_strip(bpy.context.scene, "VS", files, [3, 3, 3, 1], 1, 2)
+    assert strip.frame_final_end == 11 and len(strip.elements) == 10
+    assert [e.filename for e in strip.elements][:4] == [files[0].name] * 3 + [files[1].name]
 
 
 def write_3dgs_ply(path: Path, arrays: dict[str, np.ndarray]) -> None:
