@@ -159,7 +159,8 @@ class VideoStream:
             return
         if not self.channel:
             self.channel = free_channel_pair(scene, self.path.frames[0], self.path.end)
-        frame_start = self.path.frames[0]
+        # Where these images start: used when the strip is created (or was deleted meanwhile).
+        frame_start = self.path.frames[first]
         holds = self.path.holds[first : first + len(paths)]
         refined = "refined" in self.kinds
         channel = self.channel if kind == "refined" else self.channel - 1

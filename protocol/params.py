@@ -311,7 +311,7 @@ LOAD_SCENE = JobSpec(
 
 RENDER_VIDEO = JobSpec(
     "render_video",
-    "A scene and a camera path -> the coarse render and the video model's frames.",
+    "A scene and a camera path -> one coarse and one refined frame per camera, streamed.",
     (
         Param(
             "scene_id",

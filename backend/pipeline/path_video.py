@@ -14,6 +14,7 @@ input and output) plus one render batch, whatever the path's length.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +69,11 @@ class PathVideoReport:
     peak_memory_bytes: int | None = None
     photo_coverage: dict[str, float] = field(default_factory=dict)
     bytes_written: int = 0
+    manifest: dict[str, Any] = field(default_factory=dict)  # frames.json as written last
 
     def meta(self) -> dict[str, Any]:
         return {
+            "frames": self.manifest,
             "windowing": describe(self.windows, self.model_frames, chained=self.fit is not None),
             "canvas": None if self.fit is None else self.fit.describe(),
             "window_seconds": [round(s, 3) for s in self.window_seconds],
@@ -131,6 +134,7 @@ class PathVideo:
                 self.report.window_seconds.append(time.perf_counter() - started)
         finally:
             del gpu_scene
+        self.report.manifest = self.writer.manifest.to_json()
         return self.report
 
     def _announce(self, window: Window) -> None:
@@ -208,7 +212,8 @@ class PathVideo:
                 self.report.peak_memory_bytes or 0, report.peak_memory_bytes
             )
         frames = [frame for frame, _ in window.outputs]
-        self._write("refined", frames, [fit.cut_back(refined[m]) for _, m in window.outputs])
+        # One output-size frame at a time: a window of 1080p frames would be ~300 MB.
+        self._write("refined", frames, (fit.cut_back(refined[m]) for _, m in window.outputs))
         return refined[window.outputs[-1][1]].copy()  # the next window's first condition
 
     def _conditions(
@@ -261,8 +266,7 @@ class PathVideo:
             f"window {window.index + 1}/{count}: {done}/{total} frames",
         )
 
-    def _write(self, kind: str, frames: list[int], images) -> None:
+    def _write(self, kind: str, frames: list[int], images: Iterable[np.ndarray]) -> None:
         started = time.perf_counter()
-        for frame, image in zip(frames, images, strict=True):
-            self.report.bytes_written += self.writer.write(kind, frame, image)
+        self.report.bytes_written += self.writer.write_all(kind, zip(frames, images, strict=True))
         self.report.timings["write"] += time.perf_counter() - started

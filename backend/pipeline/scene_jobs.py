@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -188,7 +187,6 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
             }
     timings = {k: round(v, 3) for k, v in report.timings.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
-    manifest = report_manifest(ctx)
     meta = {
         "refined": refinement is not None,
         "refine_message": video_meta.get("refine_message", ""),
@@ -198,18 +196,11 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
         "num_frames": path.count,
         "width": width,
         "height": height,
-        "frames": manifest,
         **report.meta(),
         "render_device": str(device),
         "timings": timings,
     }
     return JobOutput(meta=meta)
-
-
-def report_manifest(ctx: JobContext) -> dict[str, Any]:
-    from .frame_store import MANIFEST
-
-    return json.loads((ctx.work_dir / MANIFEST).read_text())
 
 
 def _refinement(
