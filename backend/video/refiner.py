@@ -104,12 +104,25 @@ class RefineReport:
 class VideoRefiner:
     """The loaded video model. Sizes come from the loaded configs (real: 49 x 480 x 720)."""
 
-    def __init__(self, vae, transformer, scheduler, prompt_embeds: torch.Tensor, plan: MemoryPlan):
+    def __init__(
+        self,
+        vae,
+        transformer,
+        scheduler,
+        prompt_embeds: torch.Tensor,
+        plan: MemoryPlan,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        load_report: dict | None = None,
+    ):
         self.vae = vae.eval().requires_grad_(False)
         self.transformer = transformer.eval().requires_grad_(False)
         self.scheduler = scheduler
         self.plan = plan
         self.prompt_embeds = prompt_embeds.to(plan.dtype)
+        self.negative_prompt_embeds = (
+            None if negative_prompt_embeds is None else negative_prompt_embeds.to(plan.dtype)
+        )
+        self.load_report = load_report or {}  # what was loaded from where (result metadata)
         self.spatial_scale = 2 ** (len(vae.config.block_out_channels) - 1)
         self.temporal_scale = int(vae.config.temporal_compression_ratio)
         config = transformer.config
@@ -142,12 +155,19 @@ class VideoRefiner:
                 "The folder must be CogvideoX-Interpolation in diffusers layout. "
                 "Run `videoscene-backend download --what base`.",
             ) from exc
-        load_distilled_weights(transformer, checkpoint.distilled_weights)
+        match = load_distilled_weights(transformer, checkpoint.distilled_weights)
         config = transformer.config
-        prompt = load_prompt_embeds(
-            checkpoint.prompt_embeds, config.max_text_seq_length, config.text_embed_dim
-        )
-        return cls(vae, transformer, scheduler, prompt, plan)
+        text_shape = (config.max_text_seq_length, config.text_embed_dim)
+        prompt = load_prompt_embeds(checkpoint.prompt_embeds, *text_shape)
+        negative = checkpoint.negative_prompt_embeds
+        negative_embeds = None if negative is None else load_prompt_embeds(negative, *text_shape)
+        report = {
+            "base": str(base),
+            "distilled_weights": {"file": str(checkpoint.distilled_weights), **match.to_meta()},
+            "prompt_embeds": str(checkpoint.prompt_embeds),
+            "negative_prompt_embeds": None if negative is None else str(negative),
+        }
+        return cls(vae, transformer, scheduler, prompt, plan, negative_embeds, report)
 
     def _place_models(self) -> None:
         plan = self.plan

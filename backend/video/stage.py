@@ -81,5 +81,6 @@ def refine_stage(
             "model_size": [refiner.height, refiner.width],
             "timings": report.timings,
             "peak_memory_bytes": report.peak_memory_bytes,
+            "weights": refiner.load_report,
         },
     }

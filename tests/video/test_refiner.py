@@ -100,6 +100,11 @@ def test_refine_stage_resamples_any_path_length_and_size(
     assert meta["refined"] is True
     assert meta["video_model"]["leap_timestep"] == 459
     assert meta["video_model"]["memory"]["mode"] == "fp32"
+    weights = meta["video_model"]["weights"]  # what was loaded, from where
+    assert weights["distilled_weights"]["complete"] is True
+    assert weights["distilled_weights"]["summary"] == "all 65 tensors of the model replaced"
+    assert weights["prompt_embeds"].endswith("prompt_embeds.pt")
+    assert weights["negative_prompt_embeds"] is None
     assert {stage for stage, *_ in ctx.events} == {"encode", "denoise", "decode"}
     assert len(ctx.models.loaded()) == 1  # stays warm
 
