@@ -36,7 +36,9 @@ VIDEO_MODEL = "the video model (without it render jobs return the coarse frames)
 WEIGHTS_STEM = "diffusion_pytorch_model"
 
 
-def _row(path: str, status: str, what: str, needed_for: str = VIDEO_MODEL, required=True):
+def _row(
+    path: str, status: str, what: str, needed_for: str = VIDEO_MODEL, required: bool = True
+) -> CheckRow:
     return CheckRow(path, status, what, needed_for, required, source_of(path))
 
 
