@@ -35,9 +35,11 @@ MESSAGE_TYPES = frozenset(
         "release_models",
         "released",
         "fetch",
-        "fetch_frames",
-        "frames",
-        "frames_ready",
+        "check_weights",  # 1.1
+        "weights_report",  # 1.1
+        "fetch_frames",  # 1.1
+        "frames",  # 1.1
+        "frames_ready",  # 1.1
     }
 )
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float16", "float32", "float64", "bool"})

@@ -67,6 +67,7 @@ class PathVideoReport:
     window_seconds: list[float] = field(default_factory=list)
     refine_timings: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: int | None = None
+    sampler: dict[str, Any] = field(default_factory=dict)
     photo_coverage: dict[str, float] = field(default_factory=dict)
     bytes_written: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)  # frames.json as written last
@@ -207,6 +208,7 @@ class PathVideo:
         self.report.timings["refine"] += time.perf_counter() - started
         for stage, seconds in report.timings.items():
             self.report.refine_timings[stage] = self.report.refine_timings.get(stage, 0.0) + seconds
+        self.report.sampler = dict(report.sampler)  # the same for every window
         if report.peak_memory_bytes is not None:
             self.report.peak_memory_bytes = max(
                 self.report.peak_memory_bytes or 0, report.peak_memory_bytes

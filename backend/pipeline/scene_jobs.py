@@ -181,6 +181,7 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
             k: round(v, 3) for k, v in report.refine_timings.items()
         }
         video_meta["video_model"]["peak_memory_bytes"] = report.peak_memory_bytes
+        video_meta["video_model"]["sampler"] = report.sampler
         if report.photo_coverage:
             video_meta["photo_conditions"]["coverage"] = {
                 k: round(v, 3) for k, v in report.photo_coverage.items()

@@ -80,6 +80,7 @@ def video_model_meta(
         "memory": plan.describe(),
         "model_frames": refiner.num_frames,
         "model_size": [refiner.height, refiner.width],
+        "weights": refiner.load_report,  # what was loaded, from where
     }
 
 

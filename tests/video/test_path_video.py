@@ -150,6 +150,8 @@ def test_long_path_chains_windows_on_refined_seams(
     )
     assert meta["frames"]["ready"] == 20 and meta["frames"]["kinds"] == ["refined", "coarse"]
     assert meta["canvas"]["offset_px"] == [0, 2]
+    assert meta["video_model"]["sampler"] == {"condition_noise": "shared, exp(N(-3, 0.5))"}
+    assert meta["video_model"]["weights"]["distilled_weights"]["complete"] is True
     assert "window 3/3" in " ".join(message for *_, message in ctx.events)
 
 
