@@ -21,7 +21,9 @@ STOP_CEILING_S = 120.0
 
 
 def _tiny_video_checkpoint(root: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("video_conftest", HERE.parent / "video" / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "video_conftest", HERE.parent / "video" / "conftest.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.make_tiny_checkpoint(root)
@@ -36,7 +38,9 @@ def ray_processes() -> list[str]:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            commands[int(entry.name)] = (
+                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
@@ -57,7 +61,9 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
     checkpoints = _tiny_video_checkpoint(root / "checkpoints")
     with pytest.MonkeyPatch.context() as patch:
         # The replicas import the test handlers from this folder (Ray's processes inherit it).
-        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+        patch.setenv(
+            "PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+        )
         from pool_handlers import slow_job
 
         patch.setitem(registry.HANDLERS, "slow", slow_job)  # the front end's kind check

@@ -1,0 +1,170 @@
+"""Benchmark: the Ray Serve pool (serve --pool ray) on a local Ray instance with CPU replicas.
+
+1. Throughput: the same small render jobs (a coarse render of one stereo scene) submitted by
+   concurrent clients to a pool of 1 and then of 2 replicas, in jobs per minute.
+2. The front end's added latency: one trivial job (a 1-frame 16x16 render of a scene the
+   worker already holds) submitted back to back, median latency through the pool (1 replica)
+   against the single-process service (`serve` without --pool), in the same run.
+Each replica gets one CPU (Ray sets its torch threads to 1); the single-process service uses
+every core. One final JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from videoscene_backend.paths import checkpoints_dir
+from videoscene_backend.scene.flythrough import default_flythrough
+from videoscene_backend.scene.gaussians import PinholeCamera
+from videoscene_backend.service import start_in_thread
+from videoscene_protocol.client import BackendClient
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+JOBS = 16
+CLIENTS = 4
+FRAMES, WIDTH, HEIGHT = 12, 160, 120
+TRIVIAL_REPEATS = 15
+CEILING_S = 600
+
+
+def photos() -> dict[str, bytes]:
+    def small(name: str) -> bytes:
+        image = cv2.imread(str(SAMPLES / name))
+        return cv2.imencode(".png", cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA))[
+            1
+        ].tobytes()
+
+    return {"image_0": small("view_a.jpg"), "image_1": small("view_b.jpg")}
+
+
+def cameras(meta: dict, frames: int, width: int) -> dict[str, np.ndarray]:
+    reference = [
+        PinholeCamera(np.array(c["c2w"]), np.array(c["K"]), c["width"], c["height"])
+        for c in meta["reference_cameras"]
+    ]
+    c2w, K = default_flythrough(*reference, num_frames=frames)
+    K[:, :2] *= width / meta["reference_cameras"][0]["width"]
+    return {"c2w": c2w, "K": K}
+
+
+def build(address: str) -> dict:
+    client = BackendClient(address)
+    client.connect(timeout_s=30)
+    built = client.wait(
+        client.submit("build_scene", {"prior": "stereo"}, blobs=photos()), CEILING_S
+    )
+    client.close()
+    return built.meta
+
+
+def render_params(scene_id: str, width: int, height: int) -> dict:
+    return {"scene_id": scene_id, "width": width, "height": height, "refine": False}
+
+
+def throughput(address: str, meta: dict) -> float:
+    """Jobs per minute for JOBS renders from CLIENTS concurrent clients."""
+    arrays = cameras(meta, FRAMES, WIDTH)
+    params = render_params(meta["scene_id"], WIDTH, HEIGHT)
+    per_client = JOBS // CLIENTS
+
+    def artist() -> None:
+        client = BackendClient(address)
+        client.connect(timeout_s=30)
+        jobs = [client.submit("render_video", params, arrays=arrays) for _ in range(per_client)]
+        for job in jobs:
+            assert client.wait(job, CEILING_S).arrays["coarse"].shape == (FRAMES, HEIGHT, WIDTH, 3)
+        client.close()
+
+    warm = BackendClient(address)  # every replica gets the scene before the clock starts
+    warm.connect(timeout_s=30)
+    for job in [warm.submit("render_video", params, arrays=arrays) for _ in range(4)]:
+        warm.wait(job, CEILING_S)
+    warm.close()
+    threads = [threading.Thread(target=artist) for _ in range(CLIENTS)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return 60 * per_client * CLIENTS / (time.perf_counter() - start)
+
+
+def trivial_latency(address: str, meta: dict) -> float:
+    arrays = cameras(meta, 1, 16)
+    params = render_params(meta["scene_id"], 16, 16)
+    client = BackendClient(address)
+    client.connect(timeout_s=30)
+    client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
+    times = []
+    for _ in range(TRIVIAL_REPEATS):
+        start = time.perf_counter()
+        client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
+        times.append(time.perf_counter() - start)
+    client.close()
+    return statistics.median(times)
+
+
+def with_pool(replicas: int, measure) -> tuple[float, float | None]:
+    from videoscene_backend.service.pool import PoolConfig, start_pool
+
+    executor = start_pool(
+        PoolConfig(
+            address=None,
+            checkpoints_dir=checkpoints_dir(),
+            replicas=replicas,
+            local_cpus=max(replicas, 2),
+            local_object_store_bytes=256 << 20,
+        )
+    )
+    handle = start_in_thread(tempfile.mkdtemp(), executor=executor)
+    try:
+        return measure(handle.address)
+    finally:
+        handle.stop(timeout_s=120)
+
+
+def main() -> None:
+    single = start_in_thread(tempfile.mkdtemp())
+    meta = build(single.address)
+    single_latency = trivial_latency(single.address, meta)
+    single.stop()
+
+    def pool_measure(replicas: int):
+        def measure(address: str) -> tuple[float, float | None]:
+            scene = build(address)
+            rate = throughput(address, scene)
+            latency = trivial_latency(address, scene) if replicas == 1 else None
+            return rate, latency
+
+        return measure
+
+    rate_1, pool_latency = with_pool(1, pool_measure(1))
+    rate_2, _ = with_pool(2, pool_measure(2))
+    print(
+        json.dumps(
+            {
+                "bench": "pool",
+                "cores": os.cpu_count(),
+                "jobs": JOBS,
+                "job": f"coarse render, {FRAMES} frames at {WIDTH}x{HEIGHT}",
+                "jobs_per_min_1_replica": round(rate_1, 1),
+                "jobs_per_min_2_replicas": round(rate_2, 1),
+                "ratio_2_vs_1": round(rate_2 / rate_1, 3),
+                "trivial_job_single_process_s": round(single_latency, 4),
+                "trivial_job_pool_s": round(pool_latency, 4),
+                "front_end_added_latency_s": round(pool_latency - single_latency, 4),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
