@@ -116,7 +116,8 @@ class RayPoolExecutor:
 
     def describe(self) -> dict[str, Any]:
         replicas = []
-        running_on = {place["replica"]: job_id for job_id, place in self._placement.items()}
+        # Job threads change these dicts meanwhile: iterate over copies.
+        running_on = {place["replica"]: job for job, place in list(self._placement.items())}
         for replica_id, state in sorted(self._snapshot.items()):
             job = self._jobs.get(running_on.get(replica_id, ""))
             replicas.append(

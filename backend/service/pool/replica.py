@@ -135,6 +135,7 @@ class PoolReplica:
         self._arriving: dict[str, Any] = {}  # scene id -> GaussianScene or ObjectRef of its PLY
         self._threads = concurrent.futures.ThreadPoolExecutor(1, "videoscene-job")
         self._board_name, self._namespace = board_name, namespace
+        self._board: Any = None  # the board's handle, once looked up
         threading.Thread(target=self._follow_board, name="videoscene-board", daemon=True).start()
 
     # ---- jobs -------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class PoolReplica:
 
     def _report(self) -> None:
         try:
-            board = ray.get_actor(self._board_name, namespace=self._namespace)
+            board = self._board or ray.get_actor(self._board_name, namespace=self._namespace)
             board.report.remote(self.replica_id, self._state())
         except Exception as exc:  # the board is only for status; jobs go on without it
             log.warning("could not report to the pool board: %s", exc)
@@ -285,6 +286,7 @@ class PoolReplica:
         while True:
             try:
                 board = ray.get_actor(self._board_name, namespace=self._namespace)
+                self._board = board
                 if after is None:
                     after = ray.get(board.register.remote(self.replica_id, self._state()))
                 command = ray.get(board.next_command.remote(self.replica_id, after))
