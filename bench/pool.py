@@ -5,8 +5,9 @@
 2. The front end's added latency: one trivial job (a 1-frame 16x16 render of a scene the
    worker already holds) submitted back to back, median latency through the pool (1 replica)
    against the single-process service (`serve` without --pool), in the same run.
-Each replica gets one CPU (Ray sets its torch threads to 1); the single-process service uses
-every core. One final JSON line.
+Each replica gets one CPU (Ray sets its torch threads to 1); the single-process service runs
+in this process with torch set to one thread too, so both compute the same way and the latency
+difference is the front end's and Ray's. One final JSON line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from videoscene_backend.paths import checkpoints_dir
 from videoscene_backend.scene.flythrough import default_flythrough
 from videoscene_backend.scene.gaussians import PinholeCamera
@@ -28,9 +30,9 @@ from videoscene_backend.service import start_in_thread
 from videoscene_protocol.client import BackendClient
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-JOBS = 16
+JOBS = 12
 CLIENTS = 4
-FRAMES, WIDTH, HEIGHT = 12, 160, 120
+FRAMES, WIDTH, HEIGHT = 8, 160, 120
 TRIVIAL_REPEATS = 15
 CEILING_S = 600
 
@@ -70,31 +72,30 @@ def render_params(scene_id: str, width: int, height: int) -> dict:
 
 
 def throughput(address: str, meta: dict) -> float:
-    """Jobs per minute for JOBS renders from CLIENTS concurrent clients."""
+    """Jobs per minute for JOBS renders from CLIENTS concurrent clients, each submitting its
+    next job when the last one is done (so CLIENTS jobs are in flight)."""
     arrays = cameras(meta, FRAMES, WIDTH)
     params = render_params(meta["scene_id"], WIDTH, HEIGHT)
-    per_client = JOBS // CLIENTS
 
-    def artist() -> None:
+    def artist(jobs: int) -> None:
         client = BackendClient(address)
         client.connect(timeout_s=30)
-        jobs = [client.submit("render_video", params, arrays=arrays) for _ in range(per_client)]
-        for job in jobs:
-            assert client.wait(job, CEILING_S).arrays["coarse"].shape == (FRAMES, HEIGHT, WIDTH, 3)
+        for _ in range(jobs):
+            result = client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
+            assert result.arrays["coarse"].shape == (FRAMES, HEIGHT, WIDTH, 3)
         client.close()
 
-    warm = BackendClient(address)  # every replica gets the scene before the clock starts
-    warm.connect(timeout_s=30)
-    for job in [warm.submit("render_video", params, arrays=arrays) for _ in range(4)]:
-        warm.wait(job, CEILING_S)
-    warm.close()
-    threads = [threading.Thread(target=artist) for _ in range(CLIENTS)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return 60 * per_client * CLIENTS / (time.perf_counter() - start)
+    def run(jobs_per_client: int) -> float:
+        threads = [threading.Thread(target=artist, args=(jobs_per_client,)) for _ in range(CLIENTS)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - start
+
+    run(1)  # untimed: every replica loads the scene and warms up
+    return 60 * JOBS / run(JOBS // CLIENTS)
 
 
 def trivial_latency(address: str, meta: dict) -> float:
@@ -132,6 +133,7 @@ def with_pool(replicas: int, measure) -> tuple[float, float | None]:
 
 
 def main() -> None:
+    torch.set_num_threads(1)
     single = start_in_thread(tempfile.mkdtemp())
     meta = build(single.address)
     single_latency = trivial_latency(single.address, meta)

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 from ray import serve
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
@@ -163,7 +164,9 @@ class PoolReplica:
             spec["forward"],
             lambda event: loop.call_soon_threadsafe(events.put_nowait, event),
         )
-        request = JobRequest(job_id, spec["kind"], spec["params"], spec["arrays"], spec["blobs"])
+        # Arrays from the object store are read-only views; handlers may hand them to torch.
+        arrays = {name: np.array(array) for name, array in spec["arrays"].items()}
+        request = JobRequest(job_id, spec["kind"], spec["params"], arrays, spec["blobs"])
         done = loop.run_in_executor(
             self._threads, self._run_handler, context, request, set(scenes.ids())
         )
