@@ -43,7 +43,10 @@ CLIENT_MESSAGE_TYPES = (
     "status",
     "release_models",
     "heartbeat",
+    "check_weights",
 )
+# One weights check at a time: it reads file headers and builds models on the meta device.
+_WEIGHTS_CHECK_LOCK = threading.Lock()
 
 
 @dataclass
@@ -110,7 +113,7 @@ class BackendService:
         self.scenes = SceneStore()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._executor: JobExecutor = executor or LocalExecutor()
-        self._outbox: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
+        self._outbox: queue.Queue[tuple[str, Job | bytes, Any]] = queue.Queue()
         self._clients: dict[bytes, float] = {}
         self._stop = threading.Event()
         self._context = zmq.Context()
@@ -198,6 +201,7 @@ class BackendService:
             "fetch": self._on_fetch,
             "status": self._on_status,
             "release_models": self._on_release,
+            "check_weights": self._on_check_weights,
             "heartbeat": lambda identity, message: None,
         }.get(message.type)
         if handler is None:
@@ -362,9 +366,30 @@ class BackendService:
         def reply(released: list[str]) -> None:  # called by the executor, from any thread
             log.info("released models: %s", released or "none loaded")
             body = {"reply_to": message.msg_id, "released": released}
-            self._outbox.put(("message", identity, Message("released", body=body)))
+            self._outbox.put(("reply", identity, Message("released", body=body)))
 
         self._executor.release_models(reply)
+
+    def _on_check_weights(self, identity: bytes, message: Message) -> None:
+        """Verify the installed weights (backend/check.py) off the socket loop, which keeps
+        answering meanwhile; the report goes back through the outbox."""
+
+        def run() -> None:
+            from ..check import check_weights
+
+            try:
+                with _WEIGHTS_CHECK_LOCK:
+                    report = check_weights(self.checkpoints_dir).to_dict()
+                reply = Message("weights_report", body={"reply_to": message.msg_id, **report})
+            except Exception as exc:  # a bug in the check must not go unanswered
+                log.exception("the weights check failed")
+                error = VideoSceneError(
+                    ErrorCode.INTERNAL, f"The weights check failed: {exc}", "See the backend log."
+                )
+                reply = Message("error", body={**error.to_dict(), "reply_to": message.msg_id})
+            self._outbox.put(("reply", identity, reply))
+
+        threading.Thread(target=run, name="videoscene-check-weights", daemon=True).start()
 
     def _heartbeat(self, now: float) -> None:
         for identity, heard in list(self._clients.items()):
@@ -383,7 +408,7 @@ class BackendService:
                 self._send(job.owner, Message("progress", body=payload, job_id=job.job_id))
             elif kind == "record":
                 self._send_record(job.owner, payload)
-            elif kind == "message":  # a deferred reply: job is the client's identity here
+            elif kind == "reply":  # ("reply", identity, message): a short request answered late
                 self._send(job, payload)
             while len(self._jobs) > 256:  # forget old finished jobs; their records stay on disk
                 oldest = next(iter(self._jobs.values()))
