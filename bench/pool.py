@@ -3,18 +3,22 @@
 1. Throughput: the same small render jobs (a coarse render of one stereo scene) submitted by
    concurrent clients to a pool of 1 and then of 2 replicas, in jobs per minute.
 2. The front end's added latency: one trivial job (a 1-frame 16x16 render of a scene the
-   worker already holds) submitted back to back, median latency through the pool (1 replica)
-   against the single-process service (`serve` without --pool), in the same run.
-Each replica gets one CPU (Ray sets its torch threads to 1); the single-process service runs
-in this process with torch set to one thread too, so both compute the same way and the latency
-difference is the front end's and Ray's. One final JSON line.
+   worker already holds), median latency through the pool (1 replica) against the
+   single-process service (`videoscene-backend serve` without --pool, in its own process),
+   the two services' jobs alternating so that both see the same machine load.
+Every worker computes on one CPU thread: Ray gives each replica one CPU (torch follows), and
+the single-process service runs with OMP_NUM_THREADS=1, so the latency difference is the front
+end's and Ray's, not torch's. One final JSON line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,7 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from videoscene_backend.paths import checkpoints_dir
 from videoscene_backend.scene.flythrough import default_flythrough
 from videoscene_backend.scene.gaussians import PinholeCamera
@@ -59,7 +62,7 @@ def cameras(meta: dict, frames: int, width: int) -> dict[str, np.ndarray]:
 
 def build(address: str) -> dict:
     client = BackendClient(address)
-    client.connect(timeout_s=30)
+    client.connect(timeout_s=120)  # the single-process service may still be starting
     built = client.wait(
         client.submit("build_scene", {"prior": "stereo"}, blobs=photos()), CEILING_S
     )
@@ -98,22 +101,37 @@ def throughput(address: str, meta: dict) -> float:
     return 60 * JOBS / run(JOBS // CLIENTS)
 
 
-def trivial_latency(address: str, meta: dict) -> float:
-    arrays = cameras(meta, 1, 16)
-    params = render_params(meta["scene_id"], 16, 16)
-    client = BackendClient(address)
-    client.connect(timeout_s=30)
-    client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
-    times = []
+def trivial_latencies(addresses: list[str], metas: list[dict]) -> list[float]:
+    """Median latency of the trivial job on each service, their jobs alternating."""
+    clients, jobs = [], []
+    for address, meta in zip(addresses, metas, strict=True):
+        client = BackendClient(address)
+        client.connect(timeout_s=120)
+        job = (render_params(meta["scene_id"], 16, 16), cameras(meta, 1, 16))
+        client.wait(client.submit("render_video", job[0], arrays=job[1]), CEILING_S)  # warm
+        clients.append(client)
+        jobs.append(job)
+    times: list[list[float]] = [[] for _ in addresses]
     for _ in range(TRIVIAL_REPEATS):
-        start = time.perf_counter()
-        client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
-        times.append(time.perf_counter() - start)
-    client.close()
-    return statistics.median(times)
+        for index, (client, (params, arrays)) in enumerate(zip(clients, jobs, strict=True)):
+            start = time.perf_counter()
+            client.wait(client.submit("render_video", params, arrays=arrays), CEILING_S)
+            times[index].append(time.perf_counter() - start)
+    for client in clients:
+        client.close()
+    return [statistics.median(series) for series in times]
 
 
-def with_pool(replicas: int, measure) -> tuple[float, float | None]:
+def single_process_service(output_dir: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    command = [sys.executable, "-m", "videoscene_backend.cli", "serve", "--bind", address]
+    command += ["--output-dir", output_dir, "--log-level", "warning"]
+    return subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}), address
+
+
+def with_pool(replicas: int, measure):
     from videoscene_backend.service.pool import PoolConfig, start_pool
 
     executor = start_pool(
@@ -133,23 +151,19 @@ def with_pool(replicas: int, measure) -> tuple[float, float | None]:
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    single = start_in_thread(tempfile.mkdtemp())
-    meta = build(single.address)
-    single_latency = trivial_latency(single.address, meta)
-    single.stop()
+    single, single_address = single_process_service(tempfile.mkdtemp())
+    try:
 
-    def pool_measure(replicas: int):
-        def measure(address: str) -> tuple[float, float | None]:
-            scene = build(address)
-            rate = throughput(address, scene)
-            latency = trivial_latency(address, scene) if replicas == 1 else None
-            return rate, latency
+        def one_replica(address: str) -> tuple[float, list[float]]:
+            metas = [build(single_address), build(address)]
+            latencies = trivial_latencies([single_address, address], metas)
+            return throughput(address, metas[1]), latencies
 
-        return measure
-
-    rate_1, pool_latency = with_pool(1, pool_measure(1))
-    rate_2, _ = with_pool(2, pool_measure(2))
+        rate_1, (single_latency, pool_latency) = with_pool(1, one_replica)
+    finally:
+        single.terminate()
+        single.wait(60)
+    rate_2 = with_pool(2, lambda address: throughput(address, build(address)))
     print(
         json.dumps(
             {
