@@ -150,20 +150,38 @@ def with_pool(replicas: int, measure):
         handle.stop(timeout_s=120)
 
 
+def pool_part(replicas: int, single_address: str | None) -> dict:
+    """One pool size, in a process of its own (Ray is started once per process)."""
+
+    def measure(address: str) -> dict:
+        meta = build(address)
+        part = {"rate": throughput(address, meta)}
+        if single_address:
+            single, pool = trivial_latencies(
+                [single_address, address], [build(single_address), meta]
+            )
+            part |= {"single_latency": single, "pool_latency": pool}
+        return part
+
+    return with_pool(replicas, measure)
+
+
+def run_part(replicas: int, single_address: str | None = None) -> dict:
+    command = [sys.executable, __file__, "--part", str(replicas), single_address or ""]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     single, single_address = single_process_service(tempfile.mkdtemp())
     try:
-
-        def one_replica(address: str) -> tuple[float, list[float]]:
-            metas = [build(single_address), build(address)]
-            latencies = trivial_latencies([single_address, address], metas)
-            return throughput(address, metas[1]), latencies
-
-        rate_1, (single_latency, pool_latency) = with_pool(1, one_replica)
+        one = run_part(1, single_address)
     finally:
         single.terminate()
         single.wait(60)
-    rate_2 = with_pool(2, lambda address: throughput(address, build(address)))
+    two = run_part(2)
+    rate_1, rate_2 = one["rate"], two["rate"]
+    single_latency, pool_latency = one["single_latency"], one["pool_latency"]
     print(
         json.dumps(
             {
@@ -183,4 +201,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--part"]:
+        print(json.dumps(pool_part(int(sys.argv[2]), sys.argv[3] or None)))
+    else:
+        main()
