@@ -37,7 +37,6 @@ from ...scene.ply import load_ply, ply_bytes
 from ...scene.store import SceneStore
 from ..executor import device_name
 from ..server import _as_error
-from .board import PoolBoard
 from .transfer import FileStamp, changed_files
 
 log = logging.getLogger("videoscene.pool")
@@ -332,4 +331,4 @@ def deployment(
     )
 
 
-__all__ = ["PoolBoard", "PoolReplica", "ReplicaJobContext", "deployment"]
+__all__ = ["PoolReplica", "ReplicaJobContext", "deployment"]
