@@ -14,6 +14,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import rna_callbacks
 from .preferences import MEMORY_MODES
 
 PRIORS = [
@@ -31,27 +32,19 @@ REFINE_MODES = [
 ]
 
 
-def _is_camera(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
-    return obj.type == "CAMERA"
-
-
-def _is_empty(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
-    return obj.type == "EMPTY"
-
-
 class VideoSceneSettings(bpy.types.PropertyGroup):
     image_a: StringProperty(name="Photo A", subtype="FILE_PATH", description="First photo")
     image_b: StringProperty(name="Photo B", subtype="FILE_PATH", description="Second photo")
     camera: PointerProperty(
         name="Camera",
         type=bpy.types.Object,
-        poll=_is_camera,
+        poll=rna_callbacks.is_camera,
         description="The animated camera to render along (empty: the scene camera)",
     )
     scene_empty: PointerProperty(
         name="Scene",
         type=bpy.types.Object,
-        poll=_is_empty,
+        poll=rna_callbacks.is_empty,
         description="The 'VideoScene Scene' empty of the built scene (its transform places it)",
     )
     use_scene_range: BoolProperty(
@@ -99,13 +92,9 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     near: FloatProperty(name="Near", default=0.01, min=1e-5)
     far: FloatProperty(name="Far", default=1000.0, min=1e-3)
 
-    def frame_range(self, scene: bpy.types.Scene) -> tuple[int, int]:
-        if self.use_scene_range:
-            return scene.frame_start, scene.frame_end
-        return self.frame_start, self.frame_end
-
-    def active_camera(self, scene: bpy.types.Scene) -> bpy.types.Object | None:
-        return self.camera or scene.camera
+    # Functions this class holds live in rna_callbacks (no bpy there): see its docstring.
+    frame_range = rna_callbacks.frame_range
+    active_camera = rna_callbacks.active_camera
 
 
 class VideoSceneState(bpy.types.PropertyGroup):
