@@ -56,9 +56,10 @@ case "${1:-}" in
     "$VENV/bin/pytest" tests --ignore=tests/addon -q -p no:cacheprovider
     "$VENV/bin/pytest" tests/addon -q -p no:cacheprovider
     ensure_lts_venv
-    # The end-to-end tests start the backend from the main venv.
+    # Everything that depends on the Blender version; the end-to-end tests start the backend
+    # from the main venv, and those of backend behaviour alone (backend_paths) ran above.
     VIDEOSCENE_TEST_BACKEND="$(cd "$VENV/bin" && pwd)/videoscene-backend" \
-      "$LTS_VENV/bin/pytest" tests/addon -q -p no:cacheprovider
+      "$LTS_VENV/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
     ;;
   *)
     echo "usage: bash dev.sh demo [OUT_DIR] | bash dev.sh test" >&2

@@ -41,7 +41,7 @@ def _build_zip(output_dir: Path) -> Path:
     return archive
 
 
-# The add-on vendors these protocol modules (engineers A and B); without them it cannot load.
+# The add-on vendors these protocol modules; without them it cannot load.
 REQUIRED_PROTOCOL_MODULES = ("client.py", "cameras.py", "errors.py")
 
 

@@ -38,7 +38,10 @@ BACKEND = Path(
 # a 49-frame CPU render on a loaded 2-core machine can take several minutes.
 JOB_CEILING_S = 1200.0
 
-pytestmark = pytest.mark.skipif(not BACKEND.exists(), reason="videoscene-backend not installed")
+pytestmark = [
+    pytest.mark.skipif(not BACKEND.exists(), reason="videoscene-backend not installed"),
+    pytest.mark.timeout(3 * JOB_CEILING_S),  # above the suite's 600 s: a test runs several jobs
+]
 
 
 def free_port() -> int:
@@ -96,6 +99,7 @@ def strips(scene: bpy.types.Scene) -> list:
     return list(submodule("compat").sequence_editor_strips(scene))
 
 
+@pytest.mark.backend_paths
 def test_build_generate_kill_and_resend(addon, tmp_path):
     configure(tmp_path)
     scene = bpy.context.scene
@@ -195,6 +199,7 @@ def make_tiny_video_weights(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.backend_paths
 def test_generate_with_tiny_video_weights_adds_refined_over_muted_coarse(addon, tmp_path):
     configure(tmp_path)
     weights = make_tiny_video_weights(tmp_path / "checkpoints")

@@ -222,8 +222,8 @@ def test_failed_build_import_removes_what_it_made_and_keeps_the_ply(addon, monke
     assert caught.value.hint and "Import" in caught.value.hint
     assert data_counts() == before
     assert bpy.context.scene.videoscene.scene_empty is None
-    saved = list(Path(bpy.context.preferences.addons[ADDON_MODULE].preferences.output_dir).glob("scenes/*/scene.ply"))  # fmt: skip
-    assert len(saved) == 1  # the backend's result stays on disk
+    output_dir = Path(bpy.context.preferences.addons[ADDON_MODULE].preferences.output_dir)
+    assert len(list(output_dir.glob("scenes/*/scene.ply"))) == 1  # the result stays on disk
 
 
 def test_failed_ply_import_operator_reports_and_removes_what_it_made(addon, monkeypatch, tmp_path):
@@ -257,3 +257,20 @@ def test_unexpected_failure_in_an_import_is_an_error_with_a_hint(addon, monkeypa
     state = bpy.context.window_manager.videoscene_state
     assert "KeyError" in state.error_message and "report" in state.error_hint
     assert data_counts() == before  # the empty and the collection are gone again
+
+
+def test_failed_build_result_is_shown_with_a_hint_and_leaves_nothing(addon, monkeypatch):
+    """A build result arriving through the session's event loop, when the point cloud cannot be
+    made (Blender 4.2 before the fallback): an error with a hint in the panel, nothing left."""
+    client_glue = submodule("client_glue")
+    client = submodule("_vendor.videoscene_protocol.client")
+    workflow = submodule("workflow")
+    fail_point_cloud(monkeypatch)
+    job = client_glue.PendingJob("build_scene", bpy.context.scene.name, workflow._on_build_result)
+    client_glue.SESSION.jobs["job1"] = job
+    before = data_counts()
+    client_glue.SESSION._dispatch(client.ResultEvent("job1", build_result()))
+    state = bpy.context.window_manager.videoscene_state
+    assert state.status == "Error (internal)" and "point cloud" in state.error_message
+    assert state.error_hint and not state.busy
+    assert data_counts() == before

@@ -147,7 +147,14 @@ def ascii_ply(body: str, count: str = "2", properties: str = XYZ) -> bytes:
 
 
 def binary_ply(body: bytes, count: int, properties: str = XYZ) -> bytes:
-    return HEADER.format(fmt="binary_little_endian", count=count).encode() + properties.encode() + body  # fmt: skip
+    header = HEADER.format(fmt="binary_little_endian", count=count) + properties
+    return header.encode() + body
+
+
+def xyz_and(*extra: str) -> str:
+    """The x, y, z float properties and then `extra` ("TYPE NAME" each)."""
+    lines = "".join(f"property {line}\n" for line in extra)
+    return XYZ.replace("end_header\n", lines + "end_header\n")
 
 
 MALFORMED = {
@@ -191,32 +198,19 @@ MALFORMED = {
         "first element",
     ),
     "uchar out of range": (
-        ascii_ply(
-            "0 0 0 300\n",
-            count="1",
-            properties=XYZ.replace("end_header", "property uchar red\nend_header"),
-        ),  # fmt: skip
+        ascii_ply("0 0 0 300\n", count="1", properties=xyz_and("uchar red")),
         "not all uint8",
     ),
     "f_rest gap": (
-        ascii_ply(
-            "0 0 0 1 1\n",
-            count="1",
-            properties=XYZ.replace(
-                "end_header", "property float f_rest_0\nproperty float f_rest_2\nend_header"
-            ),
-        ),  # fmt: skip
+        ascii_ply("0 0 0 1 1\n", count="1", properties=xyz_and("float f_rest_0", "float f_rest_2")),
         "without gaps",
     ),
     "scale overflow": (
         ascii_ply(
             "0 0 0 100 0 0\n",
             count="1",
-            properties=XYZ.replace(
-                "end_header",
-                "property float scale_0\nproperty float scale_1\nproperty float scale_2\nend_header",
-            ),
-        ),  # fmt: skip
+            properties=xyz_and(*[f"float scale_{i}" for i in range(3)]),
+        ),
         "too large",
     ),
 }
