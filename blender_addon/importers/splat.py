@@ -221,4 +221,15 @@ def splat_columns(obj: bpy.types.Object) -> tuple[np.ndarray, dict[str, np.ndarr
             derived[target] = _read(attributes, attribute, foreach_key, width, count)
     if derived:
         gs = gs_parameters({**derived, **gs})
+    if count == 0:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS, f"{obj.name!r} has no points.", NOT_A_SPLAT_HINT
+        )
+    for name, values in {"position": means, **gs}.items():
+        if not np.all(np.isfinite(values)):
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"{obj.name!r} has non-finite {name} values; a PLY with them would be unreadable.",
+                "Fix or remove the edited points, or import the splat again.",
+            )
     return means, gs

@@ -255,3 +255,16 @@ def test_export_refuses_what_is_not_a_splat(addon, tmp_path):
     state = bpy.context.window_manager.videoscene_state
     assert "Build Scene" in state.error_hint
     assert not target.exists()
+
+
+def test_export_refuses_non_finite_values(addon, tmp_path):
+    splat = submodule("importers.splat")
+    obj = splat.import_splat(bpy.context, random_arrays(20), None, bpy.context.scene.collection)
+    scales = np.full(20 * 3, 0.05, dtype=np.float32)
+    scales[7] = np.inf
+    obj.data.attributes["log_scale"].data.foreach_set("vector", scales)
+    bpy.context.view_layer.objects.active = obj
+    target = tmp_path / "out.ply"
+    with pytest.raises(RuntimeError, match="non-finite log_scale"):
+        bpy.ops.videoscene.export_splat_ply(filepath=str(target))
+    assert not target.exists()
