@@ -2,12 +2,14 @@
 # The two set-up commands of the README:
 #   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos
 #   bash dev.sh test   installs the backend, the pool extra (Ray), test tools and bpy into .venv,
-#                      runs ruff and the tests
-# VENV=/path overrides the virtual environment's location.
+#                      runs ruff and the tests; then the add-on tests again under Blender 4.2 LTS
+#                      (bpy 4.2 in .venv-bpy42)
+# VENV=/path and LTS_VENV=/path override the virtual environments' locations.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
+LTS_VENV="${LTS_VENV:-.venv-bpy42}"
 
 ensure_venv() {
   if [ ! -x "$PY" ]; then
@@ -19,6 +21,16 @@ ensure_venv() {
   if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install --quiet "torch==2.13.0"
   fi
+}
+
+# The oldest Blender the add-on supports, as the bpy module: it needs no torch, only what the
+# add-on tests import (pyproject's addon-test-lts extra plus the bare package: numpy, pyzmq).
+ensure_lts_venv() {
+  if [ ! -x "$LTS_VENV/bin/python" ]; then
+    python3 -m venv "$LTS_VENV"
+    "$LTS_VENV/bin/python" -m pip install --quiet --upgrade pip
+  fi
+  "$LTS_VENV/bin/python" -m pip install --quiet -c tools/constraints.txt -e ".[addon-test-lts]"
 }
 
 install() {  # install EXTRAS...
@@ -44,6 +56,11 @@ case "${1:-}" in
     # bpy and torch are tested in separate processes: each bundles native libraries of its own.
     "$VENV/bin/pytest" tests --ignore=tests/addon -q -p no:cacheprovider
     "$VENV/bin/pytest" tests/addon -q -p no:cacheprovider
+    ensure_lts_venv
+    # Everything that depends on the Blender version; the end-to-end tests start the backend
+    # from the main venv, and those of backend behaviour alone (backend_paths) ran above.
+    VIDEOSCENE_TEST_BACKEND="$(cd "$VENV/bin" && pwd)/videoscene-backend" \
+      "$LTS_VENV/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
     ;;
   *)
     echo "usage: bash dev.sh demo [OUT_DIR] | bash dev.sh test" >&2
