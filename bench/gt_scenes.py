@@ -27,11 +27,12 @@ LENS_MM, SENSOR_MM = 26.0, 36.0
 
 
 def material(
-    name: str, kind: str, scale: float, colour_a, colour_b, fine: float
+    name: str, kind: str, scale: float, colour_a, colour_b, fine: float, mosaic: bool = False
 ) -> bpy.types.Material:
     """A Principled BSDF whose base colour is a two-colour ramp over a procedural texture, with
     noise of `fine` cycles per metre overlaid so that every surface has texture at the pixel
-    scale. Both textures read world-space positions, so scales are per metre whatever the
+    scale (`mosaic`: Voronoi cells of random colours instead, whose sharp borders survive the
+    denoiser). Both textures read world-space positions, so scales are per metre whatever the
     object's size."""
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
@@ -55,9 +56,10 @@ def material(
     ramp.color_ramp.elements[1].color = (*colour_b, 1)
     factor = texture.outputs["Distance"] if kind == "voronoi" else texture.outputs["Fac"]
     links.new(factor, ramp.inputs["Fac"])
-    detail = nodes.new("ShaderNodeTexNoise")
+    detail = nodes.new("ShaderNodeTexVoronoi" if mosaic else "ShaderNodeTexNoise")
     detail.inputs["Scale"].default_value = fine
-    detail.inputs["Detail"].default_value = 4.0
+    if not mosaic:
+        detail.inputs["Detail"].default_value = 4.0
     links.new(position, detail.inputs["Vector"])
     mix = nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
@@ -116,12 +118,20 @@ def sun(energy: float, rotation=(0.7, 0.2, 0.5)) -> None:
 
 def indoor_room() -> dict:
     """A 6 x 5 x 3 m room seen from one end: floor, walls, ceiling, furniture, lamp light."""
-    floor = material("floor", "brick", 1.5, (0.35, 0.22, 0.12), (0.75, 0.6, 0.4), 40.0)
-    wall = material("wall", "noise", 3.0, (0.55, 0.55, 0.6), (0.9, 0.85, 0.75), 40.0)
-    wall2 = material("wall2", "wave", 2.0, (0.5, 0.3, 0.3), (0.9, 0.8, 0.7), 40.0)
-    wood = material("wood", "wave", 6.0, (0.3, 0.15, 0.05), (0.7, 0.45, 0.2), 40.0)
-    fabric = material("fabric", "checker", 10.0, (0.1, 0.2, 0.5), (0.8, 0.8, 0.9), 40.0)
-    plant = material("plant", "voronoi", 12.0, (0.05, 0.3, 0.05), (0.5, 0.9, 0.4), 40.0)
+    floor = material(
+        "floor", "voronoi", 3.0, (0.3, 0.18, 0.1), (0.8, 0.65, 0.45), 15.0, mosaic=True
+    )
+    wall = material("wall", "noise", 3.0, (0.3, 0.35, 0.5), (0.9, 0.85, 0.75), 15.0, mosaic=True)
+    wall2 = material(
+        "wall2", "voronoi", 2.0, (0.45, 0.25, 0.25), (0.9, 0.8, 0.7), 15.0, mosaic=True
+    )
+    wood = material("wood", "noise", 6.0, (0.3, 0.15, 0.05), (0.7, 0.45, 0.2), 15.0, mosaic=True)
+    fabric = material(
+        "fabric", "checker", 10.0, (0.1, 0.2, 0.5), (0.8, 0.8, 0.9), 15.0, mosaic=True
+    )
+    plant = material(
+        "plant", "voronoi", 12.0, (0.05, 0.3, 0.05), (0.5, 0.9, 0.4), 15.0, mosaic=True
+    )
     add(bpy.ops.mesh.primitive_plane_add, floor, size=1, scale=(6, 10, 1), location=(0, 0, 0))
     add(bpy.ops.mesh.primitive_plane_add, wall, size=1, location=(0, 0, 3), scale=(6, 10, 1))
     for x, mat in ((-3, wall), (3, wall2)):

@@ -66,9 +66,12 @@ def search_range(match_disparities: np.ndarray, canvas_width: int) -> SearchRang
 def match_disparities(
     left: np.ndarray, right: np.ndarray, max_residual: float = MAX_VERTICAL_RESIDUAL_PX
 ) -> np.ndarray:
-    """Disparities of oriented rectified matches (N, 2) that lie on the same row."""
-    on_row = np.abs(left[:, 1] - right[:, 1]) <= max_residual
-    return (left[on_row, 0] - right[on_row, 0]).astype(np.float64)
+    """Disparities of oriented rectified matches (N, 2) that lie on the same row (and not
+    beyond infinity)."""
+    disparity = left[:, 0] - right[:, 0]
+    # Negative disparities lie beyond infinity: mismatches, which would stretch the search.
+    keep = (np.abs(left[:, 1] - right[:, 1]) <= max_residual) & (disparity > -max_residual)
+    return disparity[keep].astype(np.float64)
 
 
 def _matcher(search: SearchRange, channels: int) -> cv2.StereoSGBM:

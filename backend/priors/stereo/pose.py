@@ -52,8 +52,10 @@ def match(gray_left: np.ndarray, gray_right: np.ndarray) -> tuple[np.ndarray, np
 
 
 def relative_pose(pts_left: np.ndarray, pts_right: np.ndarray, K: np.ndarray) -> RelativePose:
+    # MAGSAC++ (OpenCV's USAC): on the benchmark scenes its pose is several times more
+    # accurate than plain RANSAC, which matters because rectification needs rows within a pixel.
     E, mask = cv2.findEssentialMat(
-        pts_left, pts_right, K, method=cv2.RANSAC, prob=0.999, threshold=1.0
+        pts_left, pts_right, K, method=cv2.USAC_MAGSAC, prob=0.999, threshold=1.0
     )
     if E is None or E.shape != (3, 3):
         raise prior_failed(

@@ -23,12 +23,14 @@ from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ...scene.gaussians import GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
 from .disparity import dense_disparity, match_disparities, search_range
+from .errors import prior_failed
 from .photos import working_pair
 from .pose import match, relative_pose
 from .rectify import rectify
 from .splats import SH_C0, PixelSplats, cap, disoccluded, view_splats
 
 ASSUMED_FOV_DEG = 60.0
+MIN_MATCHED_FRACTION = 0.15  # of photo A's pixels with a confident match (a mirrored pair: 0.09)
 FOV_RANGE_DEG = (10.0, 150.0)
 
 
@@ -75,6 +77,12 @@ class StereoPrior:
         photos = (rect.warp(0, left), rect.warp(1, right))
         masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
         maps = dense_disparity(*photos, masks, search)
+        matched = float(np.mean(~maps[0].filled[masks[0]]))
+        if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
+            raise prior_failed(
+                f"Dense matching found depth for only {matched:.0%} of the image.",
+                "Use sharper, textured photos with more overlap and a moderate sideways step.",
+            )
         check_cancelled()
 
         progress("prior", 0.8, "Gaussians")
