@@ -52,6 +52,12 @@ class PixelSplats:
         return PixelSplats(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
+def rotate(matrix: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """matrix @ v for each row v of (N, 3), elementwise: a BLAS call for this shape starts
+    threads, which stall for tens of milliseconds on a busy machine."""
+    return sum(vectors[:, i : i + 1] * matrix[:, i] for i in range(3))
+
+
 def pixel_grid(width: int, height: int) -> np.ndarray:
     """(H*W, 2) pixel centres, row-major. OpenCV's convention: pixel (i, j) is centred at (j, i)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -80,12 +86,15 @@ def view_splats(
     confidence = sample(disparity.confidence)
     filled = sample(disparity.filled.astype(np.uint8)) > 0
     far = d < FAR_DISPARITY_PX
-    rays = np.c_[pixels, np.ones(len(pixels))] @ np.linalg.inv(rect.K).T  # z = 1 in the camera
-    rect_z = (rays @ rect.rotations[view].T)[:, 2]
+    K = rect.K
+    rays = np.ones((len(pixels), 3))  # z = 1 in the camera
+    rays[:, 0] = (pixels[:, 0] - K[0, 2]) / K[0, 0]
+    rays[:, 1] = (pixels[:, 1] - K[1, 2]) / K[1, 1]
+    rect_z = rays @ rect.rotations[view][2]
     depth = rect.rect_depth(np.maximum(d, FAR_DISPARITY_PX)) / rect_z
     points = rays * depth[:, None]
     if view == 1:  # view 1's camera frame -> view 0's: x0 = R^T (x1 - t)
-        points = (points - rect.t) @ rect.R
+        points = rotate(rect.R.T, points - rect.t)
     focal = float(rect.K[0, 0])
     opacity = OPACITY_FILLED + (OPACITY_CONFIDENT - OPACITY_FILLED) * confidence
     return PixelSplats(
@@ -104,7 +113,7 @@ def disoccluded(
 ) -> np.ndarray:
     """View 1's Gaussians that view 0 does not see: outside its photo or behind its surface."""
     height, width = depth_a.shape
-    projected = splats_b.means.astype(np.float64) @ K.T
+    projected = rotate(K, splats_b.means.astype(np.float64))
     z = projected[:, 2]
     in_front = z > 1e-9
     u = np.round(projected[:, 0] / np.where(in_front, z, 1.0)).astype(np.int64)
