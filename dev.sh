@@ -37,6 +37,13 @@ install() {  # install EXTRAS...
   local extras
   extras=$(IFS=,; echo "$*")
   "$PY" -m pip install --quiet -c tools/constraints.txt -e ".[${extras}]"
+  # opencv-contrib-python-headless replaced opencv-python-headless; both install the package cv2,
+  # so a venv made before the switch drops the plain one and gets contrib's cv2 files back.
+  if "$PY" -m pip show opencv-python-headless >/dev/null 2>&1; then
+    "$PY" -m pip uninstall --quiet -y opencv-python-headless
+    "$PY" -m pip install --quiet --force-reinstall --no-deps -c tools/constraints.txt \
+      opencv-contrib-python-headless
+  fi
 }
 
 case "${1:-}" in

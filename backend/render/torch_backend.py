@@ -24,6 +24,9 @@ TILE = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
+# exp() of a large negative number takes a slow path (underflow) on CPU, tens of times slower;
+# beyond this exponent alpha < ALPHA_MIN for any opacity <= 1, so clamping changes no value.
+SIGMA_CUTOFF = 20.0
 
 
 def render_torch(
@@ -147,7 +150,7 @@ def _composite(pixels, centre, conic, opacity, feature):
     delta = pixels[:, None, :] - centre[None, :, :]  # (P, G, 2)
     dx, dy = delta[..., 0], delta[..., 1]
     sigma = 0.5 * (conic[:, 0] * dx * dx + conic[:, 2] * dy * dy) + conic[:, 1] * dx * dy
-    alpha = torch.clamp_max(opacity * torch.exp(-sigma), ALPHA_MAX)
+    alpha = torch.clamp_max(opacity * torch.exp(-torch.clamp_max(sigma, SIGMA_CUTOFF)), ALPHA_MAX)
     alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
     after = torch.cumprod(1.0 - alpha, dim=1)  # transmittance after each Gaussian
     before = torch.cat([torch.ones_like(after[:, :1]), after[:, :-1]], dim=1)
