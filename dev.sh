@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README:
 #   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos
-#   bash dev.sh test   installs the backend, test tools and bpy into .venv, runs ruff and the tests
-# VENV=/path overrides the virtual environment's location.
+#   bash dev.sh test   installs the backend, the pool extra (Ray), test tools and bpy into .venv,
+#                      runs ruff and the tests; then the add-on tests again under Blender 4.2 LTS
+#                      (bpy 4.2 in .venv-bpy42)
+# VENV=/path and LTS_VENV=/path override the virtual environments' locations.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
+LTS_VENV="${LTS_VENV:-.venv-bpy42}"
 
 ensure_venv() {
   if [ ! -x "$PY" ]; then
@@ -20,10 +23,27 @@ ensure_venv() {
   fi
 }
 
+# The oldest Blender the add-on supports, as the bpy module: it needs no torch, only what the
+# add-on tests import (pyproject's addon-test-lts extra plus the bare package: numpy, pyzmq).
+ensure_lts_venv() {
+  if [ ! -x "$LTS_VENV/bin/python" ]; then
+    python3 -m venv "$LTS_VENV"
+    "$LTS_VENV/bin/python" -m pip install --quiet --upgrade pip
+  fi
+  "$LTS_VENV/bin/python" -m pip install --quiet -c tools/constraints.txt -e ".[addon-test-lts]"
+}
+
 install() {  # install EXTRAS...
   local extras
   extras=$(IFS=,; echo "$*")
   "$PY" -m pip install --quiet -c tools/constraints.txt -e ".[${extras}]"
+  # opencv-contrib-python-headless replaced opencv-python-headless; both install the package cv2,
+  # so a venv made before the switch drops the plain one and gets contrib's cv2 files back.
+  if "$PY" -m pip show opencv-python-headless >/dev/null 2>&1; then
+    "$PY" -m pip uninstall --quiet -y opencv-python-headless
+    "$PY" -m pip install --quiet --force-reinstall --no-deps -c tools/constraints.txt \
+      opencv-contrib-python-headless
+  fi
 }
 
 case "${1:-}" in
@@ -37,12 +57,17 @@ case "${1:-}" in
     ;;
   test)
     ensure_venv
-    install backend test addon-test
+    install backend pool test addon-test
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     # bpy and torch are tested in separate processes: each bundles native libraries of its own.
     "$VENV/bin/pytest" tests --ignore=tests/addon -q -p no:cacheprovider
     "$VENV/bin/pytest" tests/addon -q -p no:cacheprovider
+    ensure_lts_venv
+    # Everything that depends on the Blender version; the end-to-end tests start the backend
+    # from the main venv, and those of backend behaviour alone (backend_paths) ran above.
+    VIDEOSCENE_TEST_BACKEND="$(cd "$VENV/bin" && pwd)/videoscene-backend" \
+      "$LTS_VENV/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
     ;;
   *)
     echo "usage: bash dev.sh demo [OUT_DIR] | bash dev.sh test" >&2

@@ -1,9 +1,13 @@
-"""Benchmark: the embedded stereo prior on a 512x512 pair (the samples, centre-cropped), seconds
-per stage, against the same prior on the full 640x480 samples in the same run. One JSON line."""
+"""Benchmark: the embedded stereo prior's build time. The full 640x480 samples (median of REPEATS
+builds, seconds per stage of the last) against the prior before the dense rewrite
+(bench/stereo_prior_before.py) on the same pair in the same run; and a 512x512 centre crop.
+One JSON line."""
 
 from __future__ import annotations
 
 import json
+import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +16,9 @@ import numpy as np
 from videoscene_backend.priors.stereo import StereoPrior
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+REPEATS = 5
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stereo_prior_before import StereoPrior as StereoPriorBefore  # noqa: E402
 
 
 def load(name: str) -> np.ndarray:
@@ -25,14 +32,14 @@ def square_512(image: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (512, 512), interpolation=cv2.INTER_AREA)
 
 
-def timed_build(images: list[np.ndarray], fov: float) -> dict:
+def timed_build(images: list[np.ndarray], fov: float, prior_class=StereoPrior) -> dict:
     marks: list[tuple[str, float]] = []
 
     def progress(stage: str, fraction: float, message: str) -> None:
         marks.append((f"{stage}:{message or fraction}", time.perf_counter()))
 
     start = time.perf_counter()
-    scene = StereoPrior().build(images, fov, progress, lambda: None)
+    scene = prior_class().build(images, fov, progress, lambda: None)
     total = time.perf_counter() - start
     # Each progress mark starts a step; a step lasts until the next mark.
     stages, label, previous = {}, "decode", start
@@ -48,15 +55,29 @@ def main() -> None:
     fov_full = 2 * np.degrees(np.arctan(18 / 28))  # the samples' 28 mm lens on a 36 mm sensor
     fov_square = 2 * np.degrees(np.arctan(18 / 28 * 480 / 640))  # the crop keeps 480 of 640 px
     square = timed_build([square_512(a), square_512(b)], fov_square)
-    full = timed_build([a, b], fov_full)
+    runs = {"after": [], "before": []}
+    for _ in range(REPEATS):  # interleaved, so that load from elsewhere hits both alike
+        runs["after"].append(timed_build([a, b], fov_full))
+        runs["before"].append(timed_build([a, b], fov_full, StereoPriorBefore))
+    median = {k: statistics.median(r["total_s"] for r in v) for k, v in runs.items()}
     print(
         json.dumps(
             {
                 "bench": "prior",
                 "prior": "stereo",
+                "full_640x480": {
+                    "median_s": round(median["after"], 3),
+                    "all_s": [r["total_s"] for r in runs["after"]],
+                    "stages_s": runs["after"][-1]["stages_s"],
+                    "gaussians": runs["after"][-1]["gaussians"],
+                },
+                "before_full_640x480": {
+                    "median_s": round(median["before"], 3),
+                    "all_s": [r["total_s"] for r in runs["before"]],
+                    "gaussians": runs["before"][-1]["gaussians"],
+                },
                 "square_512": square,
-                "full_640x480": full,
-                "ratio": round(full["total_s"] / square["total_s"], 2),
+                "ratio_after_vs_before": round(median["after"] / median["before"], 2),
             }
         )
     )

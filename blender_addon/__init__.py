@@ -20,12 +20,13 @@ def register() -> None:
     import bpy
 
     from . import properties
-    from .operators import menu_import
+    from .operators import menu_export, menu_import
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     properties.register_pointers()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(menu_export)
 
 
 def unregister() -> None:
@@ -37,9 +38,10 @@ def unregister() -> None:
         stop = preferences.get().stop_backend_on_exit
     except KeyError:  # preferences already gone
         stop = True
-    from .operators import menu_import
+    from .operators import menu_export, menu_import
 
     client_glue.shutdown(stop_backend=stop)
+    bpy.types.TOPBAR_MT_file_export.remove(menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     properties.unregister_pointers()
     for cls in reversed(_classes()):

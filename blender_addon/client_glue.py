@@ -33,6 +33,7 @@ from ._vendor.videoscene_protocol.client import (
     StateEvent,
 )
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from .bug_report import unexpected_error
 
 POLL_INTERVAL_S = 0.1
 CONNECT_SLICE_S = 0.05  # one connect attempt per step, short enough to keep the UI fluid
@@ -169,8 +170,7 @@ class Session:
             except VideoSceneError as error:
                 self._fail(error)
             except Exception as exc:  # a bug in a callback must not kill the timer
-                traceback.print_exc()
-                self._fail(VideoSceneError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
+                self._fail(unexpected_error(exc, "Finishing the job"))
             _state().busy = self.pending()
             _redraw()
 
@@ -315,15 +315,22 @@ class Session:
             except VideoSceneError as error:
                 self._fail(error)
             except Exception as exc:  # a bug in a handler must not kill the timer
-                traceback.print_exc()
-                self._fail(VideoSceneError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
+                label = JOB_LABELS.get(job.kind, job.kind)
+                self._fail(unexpected_error(exc, f"{label}: using the result"))
             state.busy = self.pending()
         elif isinstance(event, FramesReadyEvent | FramesEvent):
             stream = self.streams.get(event.job_id)
-            if stream is not None and isinstance(event, FramesReadyEvent):
-                stream.on_ready(event, self)
-            elif stream is not None:
-                stream.on_frames(event, self)
+            try:
+                if stream is not None and isinstance(event, FramesReadyEvent):
+                    stream.on_ready(event, self)
+                elif stream is not None:
+                    stream.on_frames(event, self)
+            except VideoSceneError as error:
+                stream.failed = True
+                self._fail(error)
+            except Exception as exc:  # a bug in the strips must not kill the timer
+                stream.failed = True
+                self._fail(unexpected_error(exc, "Video: receiving frames"))
         elif isinstance(event, ErrorEvent):
             if event.job_id is None:
                 self._fail_all(event.error)

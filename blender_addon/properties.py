@@ -13,16 +13,9 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import rna_callbacks
 from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
 from .param_settings import enum_items, setting_properties
-
-
-def _is_camera(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
-    return obj.type == "CAMERA"
-
-
-def _is_empty(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
-    return obj.type == "EMPTY"
 
 
 class VideoSceneSettings(bpy.types.PropertyGroup):
@@ -31,13 +24,13 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     camera: PointerProperty(
         name="Camera",
         type=bpy.types.Object,
-        poll=_is_camera,
+        poll=rna_callbacks.is_camera,
         description="The animated camera to render along (empty: the scene camera)",
     )
     scene_empty: PointerProperty(
         name="Scene",
         type=bpy.types.Object,
-        poll=_is_empty,
+        poll=rna_callbacks.is_empty,
         description="The 'VideoScene Scene' empty of the built scene (its transform places it)",
     )
     use_scene_range: BoolProperty(
@@ -61,13 +54,9 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     # The job settings (prior, fov_deg, refine, seed, memory_mode, ...) are added below from the
     # params spec; memory_mode gets one more choice: the preferences' default.
 
-    def frame_range(self, scene: bpy.types.Scene) -> tuple[int, int]:
-        if self.use_scene_range:
-            return scene.frame_start, scene.frame_end
-        return self.frame_start, self.frame_end
-
-    def active_camera(self, scene: bpy.types.Scene) -> bpy.types.Object | None:
-        return self.camera or scene.camera
+    # Functions this class holds live in rna_callbacks (no bpy there): see its docstring.
+    frame_range = rna_callbacks.frame_range
+    active_camera = rna_callbacks.active_camera
 
 
 _JOB_SETTINGS = {**setting_properties(BUILD_SCENE), **setting_properties(RENDER_VIDEO)}

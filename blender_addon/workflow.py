@@ -7,6 +7,8 @@ Operators call start_build / start_render; the result handlers run inside client
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ from . import camera_path, preferences
 from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
+from .bug_report import unexpected_error
 from .client_glue import SESSION, PendingJob
 from .compat import is_animated
+from .importers.rollback import removed_on_error
 from .importers.splat import import_splat
 from .param_settings import params_from_settings
 from .video_stream import VideoStream
@@ -125,37 +129,50 @@ def import_build_result(context: bpy.types.Context, scene: bpy.types.Scene, resu
         )
     ply_path.write_bytes(ply)
 
-    collection = _collection(scene)
-    empty = bpy.data.objects.new(EMPTY_NAME, None)
-    empty.empty_display_type = "ARROWS"
-    collection.objects.link(empty)
-    empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
-    empty[SCENE_ID_KEY] = scene_id
-    empty[PLY_KEY] = str(ply_path)
-    empty[REFERENCE_KEY] = json.dumps(references)
-    empty["videoscene_prior"] = str(meta.get("prior", ""))
-
-    import_splat(context, result.arrays, empty, collection)
-    for index, reference in enumerate(references):
-        _reference_camera(f"VideoScene Reference {index}", reference, empty, collection)
-    scene.videoscene.scene_empty = empty
-    context.view_layer.update()  # children's matrix_world follow the parent from here on
+    # From here a failure removes everything this import made; the saved PLY stays on disk.
+    with _import_failures(f"Importing the built scene ({ply_path})"), removed_on_error():
+        collection = _collection(scene)
+        empty = _scene_empty(collection, ply_path)
+        empty[SCENE_ID_KEY] = scene_id
+        empty[REFERENCE_KEY] = json.dumps(references)
+        empty["videoscene_prior"] = str(meta.get("prior", ""))
+        import_splat(context, result.arrays, empty, collection)
+        for index, reference in enumerate(references):
+            _reference_camera(f"VideoScene Reference {index}", reference, empty, collection)
+        scene.videoscene.scene_empty = empty
+        context.view_layer.update()  # children's matrix_world follow the parent from here on
     return empty
 
 
 def import_ply_scene(context: bpy.types.Context, path: Path, arrays: dict[str, np.ndarray]):
     """A splat from a PLY file under a new scene empty (no backend scene id: Generate Video
     builds one only from photos, so this is for viewing and path authoring)."""
-    scene = context.scene
-    collection = _collection(scene)
+    with _import_failures(f"Importing {path.name}"), removed_on_error():
+        collection = _collection(context.scene)
+        empty = _scene_empty(collection, path)
+        import_splat(context, arrays, empty, collection, name=path.stem)
+        context.view_layer.update()
+    return empty
+
+
+def _scene_empty(collection: bpy.types.Collection, ply_path: Path) -> bpy.types.Object:
     empty = bpy.data.objects.new(EMPTY_NAME, None)
     empty.empty_display_type = "ARROWS"
     collection.objects.link(empty)
     empty.matrix_world = Matrix(camera_path.DEFAULT_SCENE_MATRIX.tolist())
-    empty[PLY_KEY] = str(path)
-    import_splat(context, arrays, empty, collection, name=path.stem)
-    context.view_layer.update()
+    empty[PLY_KEY] = str(ply_path)
     return empty
+
+
+@contextmanager
+def _import_failures(action: str) -> Iterator[None]:
+    """Any failure of an import becomes a VideoScene error with a hint."""
+    try:
+        yield
+    except VideoSceneError:
+        raise
+    except Exception as exc:
+        raise unexpected_error(exc, action) from exc
 
 
 def reference_c2ws(empty: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,9 @@ TILE = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
+# exp() of a large negative number takes a slow path (underflow) on CPU, tens of times slower;
+# beyond this exponent alpha < ALPHA_MIN for any opacity <= 1, so clamping changes no value.
+SIGMA_CUTOFF = 20.0
 BATCH_ELEMENTS = 1 << 22  # pixels x Gaussians per batched compositing call (bounds its memory)
 
 
@@ -185,7 +188,8 @@ def _composite(pixels, centre, conic, opacity, feature):
     dx, dy = delta[..., 0], delta[..., 1]
     a, b, c = (conic[..., None, :, i] for i in range(3))
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-    alpha = torch.clamp_max(opacity[..., None, :] * torch.exp(-sigma), ALPHA_MAX)
+    alpha = torch.exp(-torch.clamp_max(sigma, SIGMA_CUTOFF))
+    alpha = torch.clamp_max(opacity[..., None, :] * alpha, ALPHA_MAX)
     alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
     after = torch.cumprod(1.0 - alpha, dim=-1)  # transmittance after each Gaussian
     before = torch.cat([torch.ones_like(after[..., :1]), after[..., :-1]], dim=-1)

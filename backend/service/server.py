@@ -1,8 +1,8 @@
-"""The socket loop and the single worker thread.
+"""The socket loop; jobs run on an executor (executor.py: one local worker thread by default).
 
-Only the loop thread touches the ROUTER socket. The worker runs one job at a time and hands
-progress and results to the loop through a thread-safe queue, so heartbeats, status and cancel
-are answered while a long job runs.
+Only the loop thread touches the ROUTER socket. The executor runs the jobs and hands progress
+and results to the loop through a thread-safe queue, so heartbeats, status and cancel are
+answered while a long job runs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shutil
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from ..pipeline import frame_store
 from ..pipeline.contract import JobOutput, JobRequest
 from ..scene.store import SceneStore
 from . import results
+from .executor import JobExecutor, LocalExecutor
 from .security import configure_security
 
 log = logging.getLogger("videoscene.backend")
@@ -60,6 +62,7 @@ class Job:
     fraction: float = 0.0
     cancel: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.time)
+    started: float = 0.0  # time.perf_counter() when its context was made
 
 
 class _Context:
@@ -104,6 +107,7 @@ class BackendService:
         keys_dir: Path | str | None = None,
         max_queue: int = 16,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        executor: JobExecutor | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         (self.output_dir / "jobs").mkdir(parents=True, exist_ok=True)
@@ -113,7 +117,7 @@ class BackendService:
         self.models = ModelCache()
         self.scenes = SceneStore()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._executor: JobExecutor = executor or LocalExecutor()
         self._outbox: queue.Queue[tuple[str, Job | bytes, Any]] = queue.Queue()
         self._clients: dict[bytes, float] = {}
         self._stop = threading.Event()
@@ -124,11 +128,10 @@ class BackendService:
         self._authenticator = configure_security(self._context, self._socket, bind, keys_dir)
         self._socket.bind(bind)
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._worker = threading.Thread(target=self._work, name="videoscene-worker", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def serve_forever(self) -> None:
-        self._worker.start()
+        self._executor.start(self)
         log.info(
             "VideoScene backend %s listening on %s, results in %s",
             PROTOCOL_VERSION,
@@ -146,7 +149,7 @@ class BackendService:
                     self._heartbeat(now)
                     last_heartbeat = now
         finally:
-            self._queue.put(None)
+            self._executor.stop()
             self._socket.close()
             if self._authenticator is not None:
                 self._authenticator.stop()
@@ -226,7 +229,7 @@ class BackendService:
                     "reply_to": message.msg_id,
                     "version": PROTOCOL_VERSION,
                     "server": "videoscene-backend",
-                    "device": _device_name(),
+                    "device": self._executor.describe()["device"],
                     "job_kinds": sorted(HANDLERS),
                     "max_message_bytes": self.max_message_bytes,
                     "max_queue": self.max_queue,
@@ -272,7 +275,7 @@ class BackendService:
         request = JobRequest(job_id, kind, params, dict(message.arrays), dict(message.blobs))
         job = Job(job_id, kind, identity, request)
         self._jobs[job_id] = job
-        self._queue.put(job)
+        self._executor.submit(job)
         log.info("job %s queued: %s (%d waiting)", job_id[:8], kind, waiting + 1)
         self._send(
             identity,
@@ -288,6 +291,7 @@ class BackendService:
                 "It may have finished already; fetch it.",
             )
         job.cancel.set()
+        self._executor.cancel(job)
         if job.state == "queued":
             job.state = "cancelled"
             results.write_failure(
@@ -380,7 +384,6 @@ class BackendService:
         body = {
             "reply_to": message.msg_id,
             "version": PROTOCOL_VERSION,
-            "device": _device_name(),
             "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
             "running": None
             if running is None
@@ -390,18 +393,18 @@ class BackendService:
                 "stage": running.stage,
                 "fraction": running.fraction,
             },
-            "models": self.models.loaded(),
-            "scenes": self.scenes.ids(),
+            **self._executor.describe(),  # device, models, scenes (+ the pool's replicas)
             "output_dir": str(self.output_dir),
         }
         self._send(identity, Message("status_reply", body=body))
 
     def _on_release(self, identity: bytes, message: Message) -> None:
-        released = self.models.release()
-        log.info("released models: %s", released or "none loaded")
-        self._send(
-            identity, Message("released", body={"reply_to": message.msg_id, "released": released})
-        )
+        def reply(released: list[str]) -> None:  # called by the executor, from any thread
+            log.info("released models: %s", released or "none loaded")
+            body = {"reply_to": message.msg_id, "released": released}
+            self._outbox.put(("reply", identity, Message("released", body=body)))
+
+        self._executor.release_models(reply)
 
     def _on_check_weights(self, identity: bytes, message: Message) -> None:
         """Verify the installed weights (backend/check.py) off the socket loop, which keeps
@@ -451,36 +454,30 @@ class BackendService:
                     break
                 self._jobs.popitem(last=False)
 
-    # ---- worker side ---------------------------------------------------------------------
-    def _work(self) -> None:
-        from ..pipeline.registry import HANDLERS
+    # ---- executor side (JobHost, executor.py) ---------------------------------------------
+    def job_context(self, job: Job) -> _Context:
+        partial = results.partial_dir(self.output_dir, job.job_id)
+        if partial.exists():  # a retried attempt starts from an empty folder
+            shutil.rmtree(partial)
+        job.started = time.perf_counter()
+        return _Context(self, job)
 
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if job.state != "queued":
-                continue
-            job.state = "running"
-            started = time.perf_counter()
-            log.info("job %s running: %s", job.job_id[:8], job.kind)
-            context = _Context(self, job)
-            try:
-                output: JobOutput = HANDLERS[job.kind](context, job.request)
-                results.write_result(self.output_dir, job.job_id, job.kind, output)
-                job.state = "done"
-                log.info("job %s done in %.1f s", job.job_id[:8], time.perf_counter() - started)
-            except Exception as exc:  # every failure becomes a record the client can read
-                error = _as_error(exc)
-                job.state = "cancelled" if error.code == ErrorCode.CANCELLED else "failed"
-                results.write_failure(self.output_dir, job.job_id, job.kind, error, job.state)
-                log.warning("job %s %s: %s", job.job_id[:8], job.state, error)
-            job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
-            record = results.read_record(self.output_dir, job.job_id)
-            self._outbox.put(("record", job, record))
+    def finish_job(self, job: Job, output: JobOutput | None, error: BaseException | None) -> None:
+        if output is not None:
+            results.write_result(self.output_dir, job.job_id, job.kind, output)
+            job.state = "done"
+            log.info("job %s done in %.1f s", job.job_id[:8], time.perf_counter() - job.started)
+        else:
+            failure = _as_error(error or RuntimeError("the job ended without a result"))
+            job.state = "cancelled" if failure.code == ErrorCode.CANCELLED else "failed"
+            results.write_failure(self.output_dir, job.job_id, job.kind, failure, job.state)
+            log.warning("job %s %s: %s", job.job_id[:8], job.state, failure)
+        job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
+        record = results.read_record(self.output_dir, job.job_id)
+        self._outbox.put(("record", job, record))
 
 
-def _as_error(exc: Exception) -> VideoSceneError:
+def _as_error(exc: BaseException) -> VideoSceneError:
     if isinstance(exc, VideoSceneError):
         return exc
     text = str(exc)
@@ -511,14 +508,6 @@ def _peek_ids(payload: list[Any]) -> tuple[str | None, str | None]:
         )
     except Exception:
         return None, None
-
-
-def _device_name() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 @dataclass

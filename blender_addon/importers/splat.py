@@ -1,8 +1,13 @@
-"""Gaussian splat arrays -> a point-cloud object under the "VideoScene Scene" empty.
+"""Gaussian splat arrays -> a point cloud under the "VideoScene Scene" empty, and back.
 
-Everything goes through numpy + foreach_set (no per-point Python loops): half a million
-Gaussians import in well under a second. The point cloud carries the Gaussians' colour,
-opacity, scale and rotation as POINT attributes, and a radius from the scale for the viewport.
+Everything goes through numpy + foreach_set/foreach_get (no per-point Python loops): half a
+million Gaussians import in well under a second. Every point carries, as POINT attributes:
+- for display: "color" (RGBA: the SH DC colour clipped to 0..1, alpha = opacity), "opacity",
+  "scale", "rotation" (unit quaternion wxyz) and "radius" (the viewport point size);
+- the 3DGS parameters, exactly as a PLY file had them (else derived from the linear values):
+  "f_dc", "f_rest_0".. (when present), "opacity_logit", "log_scale", "rot".
+The point cloud is made by compat.make_point_cloud (a real point cloud on Blender 4.5+, a mesh
+with a Mesh to Points modifier before), so attributes are read from `obj.data.attributes`.
 """
 
 from __future__ import annotations
@@ -12,14 +17,33 @@ from collections.abc import Mapping
 import bpy
 import numpy as np
 
+from .. import compat
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-from ..compat import temp_override
+from .ply import F_REST, gs_parameters
+from .rollback import removed_on_error
 
 SPLAT_FIELDS = {"means": 3, "quats": 4, "scales": 3, "opacities": 0, "colors": 3}
+# Optional: the 3DGS parameters as read from a file (f_rest has any number of columns).
+GS_FIELDS = {"f_dc": 3, "opacity_logit": 0, "log_scale": 3, "rot": 4}
 MATERIAL_NAME = "VideoScene Splat"
 # Viewport radius = this many standard deviations of the Gaussian's mean scale (keeps spheres
 # small enough that neighbours don't swallow each other).
 RADIUS_SIGMAS = 1.0
+# Attribute name -> (data type, foreach key, width) of what a splat point carries.
+DISPLAY_ATTRIBUTES = {
+    "color": ("FLOAT_COLOR", "color", 4),
+    "opacity": ("FLOAT", "value", 1),
+    "scale": ("FLOAT_VECTOR", "vector", 3),
+    "rotation": ("QUATERNION", "value", 4),
+    "radius": ("FLOAT", "value", 1),
+}
+GS_ATTRIBUTES = {
+    "f_dc": ("FLOAT_VECTOR", "vector", 3),
+    "opacity_logit": ("FLOAT", "value", 1),
+    "log_scale": ("FLOAT_VECTOR", "vector", 3),
+    "rot": ("QUATERNION", "value", 4),
+}
+NOT_A_SPLAT_HINT = "Select a splat made by Build Scene or File > Import > Gaussian Splat (.ply)."
 
 
 def validate_splat_arrays(arrays: Mapping[str, np.ndarray]) -> int:
@@ -31,16 +55,33 @@ def validate_splat_arrays(arrays: Mapping[str, np.ndarray]) -> int:
             f"The scene result lacks the arrays {missing}.",
             "The backend and add-on versions may differ: update both.",
         )
-    count = int(np.asarray(arrays["means"]).shape[0])
-    for name, width in SPLAT_FIELDS.items():
+    count = int(np.shape(arrays["means"])[0]) if np.ndim(arrays["means"]) else -1
+    expected_shapes = {
+        name: (count, width) if width else (count,)
+        for name, width in (*SPLAT_FIELDS.items(), *GS_FIELDS.items())
+        if name in arrays
+    }
+    if "f_rest" in arrays:
+        expected_shapes["f_rest"] = (count, np.shape(arrays["f_rest"])[-1])
+    for name, expected in expected_shapes.items():
         shape = np.shape(arrays[name])
-        expected = (count, width) if width else (count,)
         if shape != expected:
             raise VideoSceneError(
                 ErrorCode.SHAPE_MISMATCH,
                 f"Splat array {name!r} has shape {shape}, expected {expected}.",
                 "The backend and add-on versions may differ: update both.",
             )
+        bad = np.count_nonzero(~np.isfinite(arrays[name]))
+        if bad:
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"Splat array {name!r} has {bad} non-finite values.",
+                "The splat is corrupt: make or export it again.",
+            )
+    if count <= 0:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS, "The splat has no Gaussians.", "Build or import another one."
+        )
     return count
 
 
@@ -48,10 +89,10 @@ def _flat_f32(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.float32).ravel()
 
 
-def _add_attribute(mesh: bpy.types.Mesh, name: str, kind: str, key: str, values: np.ndarray):
+def _add_attribute(mesh: bpy.types.Mesh, name: str, spec: tuple[str, str, int], values):
+    kind, key, _width = spec
     attribute = mesh.attributes.new(name, kind, "POINT")
     attribute.data.foreach_set(key, _flat_f32(values))
-    return attribute
 
 
 def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
@@ -61,15 +102,25 @@ def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
     mesh.vertices.add(count)
     mesh.vertices.foreach_set("co", _flat_f32(arrays["means"]))
     opacities = np.asarray(arrays["opacities"], dtype=np.float32)
+    scales = np.asarray(arrays["scales"], dtype=np.float32)
     rgba = np.empty((count, 4), dtype=np.float32)
     rgba[:, :3] = np.clip(arrays["colors"], 0.0, 1.0)
     rgba[:, 3] = opacities
-    _add_attribute(mesh, "color", "FLOAT_COLOR", "color", rgba)
-    _add_attribute(mesh, "opacity", "FLOAT", "value", opacities)
-    _add_attribute(mesh, "scale", "FLOAT_VECTOR", "vector", arrays["scales"])
-    _add_attribute(mesh, "rotation", "QUATERNION", "value", arrays["quats"])
-    radius = RADIUS_SIGMAS * np.asarray(arrays["scales"], dtype=np.float32).mean(axis=1)
-    _add_attribute(mesh, "radius", "FLOAT", "value", radius)
+    display = {
+        "color": rgba,
+        "opacity": opacities,
+        "scale": scales,
+        "rotation": arrays["quats"],
+        "radius": RADIUS_SIGMAS * scales.mean(axis=1),
+    }
+    for attribute, values in display.items():
+        _add_attribute(mesh, attribute, DISPLAY_ATTRIBUTES[attribute], values)
+    gs = gs_parameters(arrays)
+    for attribute, spec in GS_ATTRIBUTES.items():
+        _add_attribute(mesh, attribute, spec, gs[attribute])
+    if "f_rest" in gs:
+        for index in range(gs["f_rest"].shape[1]):
+            _add_attribute(mesh, f"f_rest_{index}", ("FLOAT", "value", 1), gs["f_rest"][:, index])
     mesh.update()
     return mesh
 
@@ -94,41 +145,91 @@ def splat_material() -> bpy.types.Material:
     return material
 
 
-def _convert_to_point_cloud(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object:
-    """Mesh object -> point cloud object in place (attributes carry over). Point clouds cannot be
-    resized from Python, so the mesh route is how Blender lets us fill one quickly."""
-    with temp_override(
-        context,
-        active_object=obj,
-        object=obj,
-        selected_objects=[obj],
-        selected_editable_objects=[obj],
-    ):
-        result = bpy.ops.object.convert(target="POINTCLOUD")
-    if "FINISHED" not in result or obj.type != "POINTCLOUD":
-        raise VideoSceneError(
-            ErrorCode.INTERNAL,
-            "Blender could not convert the splat mesh into a point cloud.",
-            "Report this with your Blender version.",
-        )
-    return obj
-
-
 def import_splat(
     context: bpy.types.Context,
     arrays: Mapping[str, np.ndarray],
     parent: bpy.types.Object | None,
     collection: bpy.types.Collection,
     name: str = "VideoScene Splat",
+    convert: bool | None = None,
 ) -> bpy.types.Object:
-    """Create the point-cloud object (positions in the splat frame) parented under `parent`."""
-    mesh = splat_mesh(name, arrays)
-    obj = bpy.data.objects.new(name, mesh)
-    collection.objects.link(obj)
-    if parent is not None:
-        obj.parent = parent
-    obj = _convert_to_point_cloud(context, obj)
-    obj.data.materials.append(splat_material())
-    if mesh.users == 0:  # the conversion leaves the source mesh orphaned
-        bpy.data.meshes.remove(mesh)
-    return obj
+    """Create the point-cloud object (positions in the splat frame) parented under `parent`.
+    `convert` picks the point-cloud path (None: the best this Blender has; see compat). On
+    failure nothing it made is left behind."""
+    with removed_on_error():
+        mesh = splat_mesh(name, arrays)
+        obj = bpy.data.objects.new(name, mesh)
+        collection.objects.link(obj)
+        if parent is not None:
+            obj.parent = parent
+        try:
+            return compat.make_point_cloud(context, obj, splat_material(), convert=convert)
+        except Exception as exc:
+            raise VideoSceneError(
+                ErrorCode.INTERNAL,
+                f"Blender {bpy.app.version_string} could not make the splat's point cloud: "
+                f"{type(exc).__name__}: {exc}",
+                "Report this with your Blender version; File > Import > Gaussian Splat (.ply) "
+                "can open the scene's PLY meanwhile.",
+            ) from exc
+
+
+# -- reading a splat back -------------------------------------------------------------------
+def _read(attributes, name: str, key: str, width: int, count: int) -> np.ndarray:
+    values = np.empty(count * width, dtype=np.float32)
+    attributes[name].data.foreach_get(key, values)
+    return values.reshape(count, width) if width > 1 else values
+
+
+def splat_columns(obj: bpy.types.Object) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(positions in the splat frame, 3DGS parameters) of a splat object, on both point-cloud
+    paths; a splat without stored 3DGS parameters gets them from its display attributes."""
+    data = getattr(obj, "data", None)
+    attributes = getattr(data, "attributes", None)
+    if attributes is None or "position" not in attributes:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS, f"{obj.name!r} is not a point cloud or mesh.", NOT_A_SPLAT_HINT
+        )
+    count = len(attributes["position"].data)
+    means = _read(attributes, "position", "vector", 3, count)
+    gs: dict[str, np.ndarray] = {}
+    for attribute, (_kind, key, width) in GS_ATTRIBUTES.items():
+        if attribute in attributes and attributes[attribute].domain == "POINT":
+            gs[attribute] = _read(attributes, attribute, key, width, count)
+    rest = sorted(int(m.group(1)) for name in attributes.keys() if (m := F_REST.fullmatch(name)))
+    if rest:
+        columns = [_read(attributes, f"f_rest_{i}", "value", 1, count) for i in rest]
+        gs["f_rest"] = np.stack(columns, axis=1)
+    sources = {"f_dc": "color", "opacity_logit": "opacity", "log_scale": "scale", "rot": "rotation"}
+    missing = [sources[key] for key in sources if key not in gs and sources[key] not in attributes]
+    if missing:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"{obj.name!r} is not a Gaussian splat: it has no {', '.join(missing)} attribute.",
+            NOT_A_SPLAT_HINT,
+        )
+    derived = {}
+    if "f_dc" not in gs:
+        derived["colors"] = _read(attributes, "color", "color", 4, count)[:, :3]
+    for key, (attribute, target) in {
+        "opacity_logit": ("opacity", "opacities"),
+        "log_scale": ("scale", "scales"),
+        "rot": ("rotation", "quats"),
+    }.items():
+        if key not in gs:
+            _kind, foreach_key, width = DISPLAY_ATTRIBUTES[attribute]
+            derived[target] = _read(attributes, attribute, foreach_key, width, count)
+    if derived:
+        gs = gs_parameters({**derived, **gs})
+    if count == 0:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS, f"{obj.name!r} has no points.", NOT_A_SPLAT_HINT
+        )
+    for name, values in {"position": means, **gs}.items():
+        if not np.all(np.isfinite(values)):
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"{obj.name!r} has non-finite {name} values; a PLY with them would be unreadable.",
+                "Fix or remove the edited points, or import the splat again.",
+            )
+    return means, gs

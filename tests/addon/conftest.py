@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import bpy
+import numpy as np
 import pytest
 
 # addon_utils sits on the path bpy sets up, so it is imported after bpy.
@@ -23,6 +24,11 @@ addon_utils = importlib.import_module("addon_utils")
 ROOT = Path(__file__).resolve().parents[2]
 REPO_MODULE = "videoscene_test_repo"
 ADDON_MODULE = f"bl_ext.{REPO_MODULE}.videoscene"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which Blender this run tested (dev.sh runs the suite under two)."""
+    terminalreporter.write_line(f"add-on tests ran under bpy {bpy.app.version_string}")
 
 
 def _build_zip(output_dir: Path) -> Path:
@@ -35,7 +41,7 @@ def _build_zip(output_dir: Path) -> Path:
     return archive
 
 
-# The add-on vendors these protocol modules (engineers A and B); without them it cannot load.
+# The add-on vendors these protocol modules; without them it cannot load.
 REQUIRED_PROTOCOL_MODULES = ("client.py", "cameras.py", "errors.py")
 
 
@@ -106,3 +112,53 @@ def keyframed_camera(
     scene.frame_start, scene.frame_end = start, end
     scene.camera = camera
     return camera
+
+
+@pytest.fixture(params=["convert", "modifier"])
+def point_cloud_path(request: pytest.FixtureRequest, addon, monkeypatch) -> str:
+    """Both ways the add-on makes a point cloud: `convert` (Blender 4.5+, skipped before) and
+    `modifier` (the Mesh to Points fallback of Blender 4.2-4.4, forced on newer versions)."""
+    compat = submodule("compat")
+    if request.param == "convert" and not compat.can_convert_to_point_cloud():
+        pytest.skip(f"Blender {bpy.app.version_string} cannot convert meshes to point clouds")
+    if request.param == "modifier":
+        monkeypatch.setattr(compat, "can_convert_to_point_cloud", lambda: False)
+    return request.param
+
+
+def splat_objects() -> list[bpy.types.Object]:
+    """Objects holding splat points (a point cloud, or a mesh with the Mesh to Points modifier)."""
+    return [
+        obj
+        for obj in bpy.data.objects
+        if obj.type in {"POINTCLOUD", "MESH"} and "opacity" in obj.data.attributes
+    ]
+
+
+# Attribute data type -> (foreach key, values per point) for reading what Blender shows.
+ATTRIBUTE_LAYOUT = {
+    "FLOAT": ("value", 1),
+    "FLOAT_VECTOR": ("vector", 3),
+    "FLOAT_COLOR": ("color", 4),
+    "QUATERNION": ("value", 4),
+}
+
+
+def evaluated_point_cloud(obj: bpy.types.Object) -> dict:
+    """What Blender shows for `obj`: the point count of its evaluated point cloud, the float
+    POINT attributes as (count, width) arrays, and the point cloud's materials."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for instance in depsgraph.object_instances:  # instances are only valid inside the loop
+        shown = instance.object
+        if shown.original != obj or shown.type != "POINTCLOUD":
+            continue
+        cloud, attributes = shown.data, {}
+        for attribute in cloud.attributes:
+            if attribute.domain == "POINT" and attribute.data_type in ATTRIBUTE_LAYOUT:
+                key, width = ATTRIBUTE_LAYOUT[attribute.data_type]
+                values = np.empty(len(cloud.points) * width, dtype=np.float32)
+                attribute.data.foreach_get(key, values)
+                attributes[attribute.name] = values.reshape(len(cloud.points), width)
+        materials = [material.name for material in cloud.materials if material is not None]
+        return {"count": len(cloud.points), "attributes": attributes, "materials": materials}
+    raise AssertionError(f"{obj.name} shows no point cloud")

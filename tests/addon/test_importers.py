@@ -10,7 +10,13 @@ import bpy
 import numpy as np
 import pytest
 
-from .conftest import keyframed_camera, submodule
+from .conftest import (
+    ADDON_MODULE,
+    evaluated_point_cloud,
+    keyframed_camera,
+    splat_objects,
+    submodule,
+)
 
 cameras = pytest.importorskip(
     "videoscene_protocol.cameras", reason="protocol/cameras.py not in the tree yet"
@@ -30,45 +36,49 @@ def random_splat(count: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def read_attribute(pointcloud, name: str, key: str, width: int) -> np.ndarray:
-    values = np.empty(len(pointcloud.points) * width, dtype=np.float32)
-    pointcloud.attributes[name].data.foreach_get(key, values)
-    return values.reshape(-1, width) if width > 1 else values
-
-
-def test_import_splat_attributes(addon):
+def test_import_splat_shows_points_with_attributes_and_material(addon, point_cloud_path):
     splat = submodule("importers.splat")
     arrays = random_splat(5000)
+    arrays["colors"][0] = (-0.5, 0.25, 1.5)  # out of the displayable range: clipped for display
     parent = bpy.data.objects.new("parent", None)
     bpy.context.scene.collection.objects.link(parent)
     obj = splat.import_splat(bpy.context, arrays, parent, bpy.context.scene.collection)
-    assert obj.type == "POINTCLOUD" and obj.parent is parent
-    cloud = obj.data
-    assert len(cloud.points) == 5000
-    assert np.allclose(read_attribute(cloud, "position", "vector", 3), arrays["means"])
-    rgba = read_attribute(cloud, "color", "color", 4)
-    assert np.allclose(rgba[:, :3], arrays["colors"]) and np.allclose(
-        rgba[:, 3], arrays["opacities"]
-    )
-    assert np.allclose(read_attribute(cloud, "opacity", "value", 1), arrays["opacities"])
-    assert np.allclose(read_attribute(cloud, "scale", "vector", 3), arrays["scales"])
-    assert np.allclose(read_attribute(cloud, "rotation", "value", 4), arrays["quats"], atol=1e-6)
-    assert np.allclose(read_attribute(cloud, "radius", "value", 1), arrays["scales"].mean(axis=1))
-    assert cloud.materials[0].name == "VideoScene Splat"
+    assert obj.parent is parent
+    assert obj.type == ("POINTCLOUD" if point_cloud_path == "convert" else "MESH")
+    assert [m.name for m in obj.data.materials] == ["VideoScene Splat"]
+    shown = evaluated_point_cloud(obj)
+    assert shown["count"] == 5000 and shown["materials"] == ["VideoScene Splat"]
+    points = shown["attributes"]
+    assert np.allclose(points["position"], arrays["means"])
+    assert np.allclose(points["color"][:, :3], np.clip(arrays["colors"], 0.0, 1.0))
+    assert np.allclose(points["color"][:, 3], arrays["opacities"])
+    assert np.allclose(points["opacity"][:, 0], arrays["opacities"])
+    assert np.allclose(points["scale"], arrays["scales"])
+    assert np.allclose(points["rotation"], arrays["quats"], atol=1e-6)
+    assert np.allclose(points["radius"][:, 0], arrays["scales"].mean(axis=1))
+    # The 3DGS parameters, derived from the linear values (unclipped colour).
+    assert np.allclose(0.28209479177387814 * points["f_dc"] + 0.5, arrays["colors"], atol=1e-6)
+    assert np.allclose(1 / (1 + np.exp(-points["opacity_logit"][:, 0])), arrays["opacities"])
+    assert np.allclose(np.exp(points["log_scale"]), arrays["scales"], rtol=1e-5)
+    assert np.allclose(points["rot"], arrays["quats"], atol=1e-6)
     assert not [mesh for mesh in bpy.data.meshes if mesh.users == 0]  # no orphan left behind
 
 
-def test_import_splat_rejects_bad_shapes(addon):
+def test_import_splat_rejects_bad_shapes_and_non_finite_values(addon):
     splat = submodule("importers.splat")
     errors = submodule("_vendor.videoscene_protocol.errors")
+    before = data_counts()
     arrays = random_splat(10)
     arrays["scales"] = arrays["scales"][:5]
-    try:
+    with pytest.raises(errors.VideoSceneError, match="scales") as caught:
         splat.import_splat(bpy.context, arrays, None, bpy.context.scene.collection)
-    except errors.VideoSceneError as error:
-        assert error.code == errors.ErrorCode.SHAPE_MISMATCH and "scales" in error.message
-    else:
-        raise AssertionError("mismatched shapes must be refused")
+    assert caught.value.code == errors.ErrorCode.SHAPE_MISMATCH
+    arrays = random_splat(10)
+    arrays["means"][3, 1] = np.nan
+    with pytest.raises(errors.VideoSceneError, match="'means' has 1 non-finite") as caught:
+        splat.import_splat(bpy.context, arrays, None, bpy.context.scene.collection)
+    assert caught.value.code == errors.ErrorCode.BAD_PARAMS and caught.value.hint
+    assert data_counts() == before
 
 
 def build_result(count: int = 2000) -> SimpleNamespace:
@@ -98,8 +108,8 @@ def test_import_build_result_hierarchy(addon):
     assert empty["videoscene_scene_id"] == "abc123"
     assert Path(empty["videoscene_ply"]).read_bytes() == b"ply\n"
     assert np.allclose(np.array(empty.matrix_world), camera_path.DEFAULT_SCENE_MATRIX, atol=1e-6)
-    children = {child.type: child for child in empty.children if child.type == "POINTCLOUD"}
-    assert len(children["POINTCLOUD"].data.points) == 2000
+    (cloud,) = [child for child in empty.children if child in splat_objects()]
+    assert evaluated_point_cloud(cloud)["count"] == 2000
     refs = sorted((c for c in empty.children if c.type == "CAMERA"), key=lambda c: c.name)
     assert [c.name for c in refs] == ["VideoScene Reference 0", "VideoScene Reference 1"]
     # Intrinsics round-trip through the shared module.
@@ -188,46 +198,79 @@ def test_sequencer_holds_each_image_over_a_frame_step(addon, tmp_path):
     assert [e.filename for e in strip.elements][:4] == [files[0].name] * 3 + [files[1].name]
 
 
-def write_3dgs_ply(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """A binary 3DGS PLY (the layout 3DGS / gsplat tools write), built with numpy."""
-    count = len(arrays["means"])
-    fields = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
-    fields += ["scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    data = np.zeros(count, dtype=[(name, "<f4") for name in fields])
-    data["x"], data["y"], data["z"] = arrays["means"].T
-    dc = (arrays["colors"] - 0.5) / 0.28209479177387814
-    data["f_dc_0"], data["f_dc_1"], data["f_dc_2"] = dc.T
-    data["opacity"] = np.log(arrays["opacities"] / (1.0 - arrays["opacities"]))
-    data["scale_0"], data["scale_1"], data["scale_2"] = np.log(arrays["scales"]).T
-    data["rot_0"], data["rot_1"], data["rot_2"], data["rot_3"] = arrays["quats"].T
-    header = "ply\nformat binary_little_endian 1.0\n"
-    header += f"element vertex {count}\n" + "".join(f"property float {n}\n" for n in fields)
-    path.write_bytes((header + "end_header\n").encode() + data.tobytes())
+def fail_point_cloud(monkeypatch) -> None:
+    """Make the point-cloud step fail the way Blender 4.2 did before the fallback existed."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Operator bpy.ops.object.convert.poll() failed")
+
+    monkeypatch.setattr(submodule("compat"), "make_point_cloud", broken)
 
 
-def test_ply_round_trip_into_point_cloud(addon, tmp_path):
-    ply = submodule("importers.ply")
-    arrays = random_splat(3000)
-    arrays["opacities"] = np.clip(arrays["opacities"], 0.01, 0.99)
-    path = tmp_path / "scene.ply"
-    write_3dgs_ply(path, arrays)
-    loaded = ply.splat_arrays_from_ply(path)
-    for name, values in arrays.items():
-        assert np.allclose(loaded[name], values, atol=1e-5), name
-    assert bpy.ops.videoscene.import_splat_ply(filepath=str(path)) == {"FINISHED"}
-    clouds = [obj for obj in bpy.data.objects if obj.type == "POINTCLOUD"]
-    assert len(clouds) == 1 and len(clouds[0].data.points) == 3000
-    assert clouds[0].parent.name.startswith("VideoScene Scene")
+def data_counts() -> dict[str, int]:
+    kinds = ("objects", "meshes", "pointclouds", "cameras", "materials", "node_groups")
+    return {kind: len(getattr(bpy.data, kind)) for kind in (*kinds, "collections")}
 
 
-def test_ply_errors_are_clear(addon, tmp_path):
-    ply = submodule("importers.ply")
+def test_failed_build_import_removes_what_it_made_and_keeps_the_ply(addon, monkeypatch):
+    workflow = submodule("workflow")
     errors = submodule("_vendor.videoscene_protocol.errors")
-    path = tmp_path / "bad.ply"
-    path.write_bytes(b"not a ply")
-    with pytest.raises(errors.VideoSceneError, match="not a PLY"):
-        ply.splat_arrays_from_ply(path)
-    write_3dgs_ply(path, random_splat(10))
-    path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(errors.VideoSceneError, match="truncated"):
-        ply.splat_arrays_from_ply(path)
+    fail_point_cloud(monkeypatch)
+    before = data_counts()
+    with pytest.raises(errors.VideoSceneError, match="point cloud") as caught:
+        workflow.import_build_result(bpy.context, bpy.context.scene, build_result())
+    assert caught.value.hint and "Import" in caught.value.hint
+    assert data_counts() == before
+    assert bpy.context.scene.videoscene.scene_empty is None
+    output_dir = Path(bpy.context.preferences.addons[ADDON_MODULE].preferences.output_dir)
+    assert len(list(output_dir.glob("scenes/*/scene.ply"))) == 1  # the result stays on disk
+
+
+def test_failed_ply_import_operator_reports_and_removes_what_it_made(addon, monkeypatch, tmp_path):
+    fail_point_cloud(monkeypatch)
+    path = tmp_path / "splat.ply"
+    ply = submodule("importers.ply")
+    arrays = random_splat(100)
+    ply.write_splat_ply(path, arrays["means"], ply.gs_parameters(arrays))
+    before = data_counts()
+    with pytest.raises(RuntimeError, match="point cloud"):
+        bpy.ops.videoscene.import_splat_ply(filepath=str(path))
+    state = bpy.context.window_manager.videoscene_state
+    assert state.error_message and state.error_hint
+    assert data_counts() == before
+
+
+def test_unexpected_failure_in_an_import_is_an_error_with_a_hint(addon, monkeypatch, tmp_path):
+    """Not a VideoSceneError (a bug): still a VideoScene error in the panel, with a hint."""
+
+    def broken(*args, **kwargs):
+        raise KeyError("bpy_prop_collection[key]: key 'Mesh' not found")
+
+    monkeypatch.setattr(submodule("workflow"), "import_splat", broken)
+    path = tmp_path / "splat.ply"
+    ply = submodule("importers.ply")
+    arrays = random_splat(10)
+    ply.write_splat_ply(path, arrays["means"], ply.gs_parameters(arrays))
+    before = data_counts()
+    with pytest.raises(RuntimeError, match="internal"):
+        bpy.ops.videoscene.import_splat_ply(filepath=str(path))
+    state = bpy.context.window_manager.videoscene_state
+    assert "KeyError" in state.error_message and "report" in state.error_hint
+    assert data_counts() == before  # the empty and the collection are gone again
+
+
+def test_failed_build_result_is_shown_with_a_hint_and_leaves_nothing(addon, monkeypatch):
+    """A build result arriving through the session's event loop, when the point cloud cannot be
+    made (Blender 4.2 before the fallback): an error with a hint in the panel, nothing left."""
+    client_glue = submodule("client_glue")
+    client = submodule("_vendor.videoscene_protocol.client")
+    workflow = submodule("workflow")
+    fail_point_cloud(monkeypatch)
+    job = client_glue.PendingJob("build_scene", bpy.context.scene.name, workflow._on_build_result)
+    client_glue.SESSION.jobs["job1"] = job
+    before = data_counts()
+    client_glue.SESSION._dispatch(client.ResultEvent("job1", build_result()))
+    state = bpy.context.window_manager.videoscene_state
+    assert state.status == "Error (internal)" and "point cloud" in state.error_message
+    assert state.error_hint and not state.busy
+    assert data_counts() == before

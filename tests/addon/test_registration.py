@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 import zipfile
+from pathlib import Path
 
 import bpy
 
@@ -32,6 +35,8 @@ def test_enabled_addon_registers_ui(addon):
     assert bpy.types.VIDEOSCENE_PT_view3d.bl_category == "VideoScene"
     for name in ("build_scene", "generate_video", "cancel", "release_gpu", "keyframe_flythrough"):
         assert hasattr(bpy.ops.videoscene, name)
+    assert hasattr(bpy.ops.videoscene, "import_splat_ply")
+    assert hasattr(bpy.ops.videoscene, "export_splat_ply")
     assert bpy.context.scene.videoscene is not None
 
 
@@ -101,3 +106,44 @@ def test_remote_address_respects_online_access(addon):
     else:
         raise AssertionError("a non-loopback address must be refused while online access is off")
     assert session.client is None
+
+
+# Install, enable, use the pickers, disable, remove the repository, exit: what a user does
+# when trying the add-on out. Blender 4.2 crashed at exit (code 139) after this cycle while a
+# poll callback or a property-group method lived in a module that imports bpy.
+CYCLE_SCRIPT = """
+import importlib, sys, tempfile
+import bpy
+addon_utils = importlib.import_module("addon_utils")
+repos = bpy.context.preferences.extensions.repos
+repo = repos.new(name="cycle", module="videoscene_cycle", custom_directory=tempfile.mkdtemp())
+assert bpy.ops.extensions.package_install_files(
+    filepath=sys.argv[1], repo="videoscene_cycle", enable_on_install=False
+) == {"FINISHED"}
+def fail(exc):
+    raise exc
+assert addon_utils.enable("bl_ext.videoscene_cycle.videoscene", default_set=True, handle_error=fail)
+settings = bpy.context.scene.videoscene
+camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+empty = bpy.data.objects.new("empty", None)
+settings.camera, settings.scene_empty = camera, empty
+assert settings.active_camera(bpy.context.scene) == camera
+assert settings.frame_range(bpy.context.scene) == (1, 250)
+addon_utils.disable("bl_ext.videoscene_cycle.videoscene", default_set=True, handle_error=fail)
+repos.remove(repo)
+print("cycle finished", bpy.app.version_string)
+"""
+
+
+def test_enable_disable_remove_cycle_exits_cleanly(addon_zip: Path, tmp_path: Path):
+    script = tmp_path / "cycle.py"
+    script.write_text(CYCLE_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(addon_zip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert "cycle finished" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0, f"exit code {run.returncode}: {run.stderr[-2000:]}"

@@ -1,4 +1,7 @@
-"""The embedded prior: classical two-view stereo with OpenCV, no weights needed.
+"""The embedded stereo prior as it was before the dense rewrite, kept verbatim (imports made
+absolute) only as bench/prior_quality.py's in-run baseline. Not used by the backend.
+
+The old docstring: classical two-view stereo with OpenCV, no weights needed.
 
 Steps: resize both photos to a working size -> SIFT features, ratio-test matches -> essential
 matrix (RANSAC) with an assumed field of view when none is given -> relative pose -> rectify ->
@@ -15,11 +18,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from videoscene_backend.priors.base import CancelCheck, ProgressFn
+from videoscene_backend.scene.gaussians import GaussianScene, PinholeCamera
 from videoscene_protocol.cameras import fov_to_focal_px
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-
-from ..scene.gaussians import GaussianScene, PinholeCamera
-from .base import CancelCheck, ProgressFn
 
 SH_C0 = 0.28209479177387814
 ASSUMED_FOV_DEG = 60.0

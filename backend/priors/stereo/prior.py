@@ -1,0 +1,134 @@
+"""The embedded prior: classical two-view stereo with OpenCV, no weights needed.
+
+Steps (one module each): photos.py (working size, identical photos refused) -> pose.py (SIFT
+matches, essential matrix with an assumed field of view when none is given, the refusals) ->
+rectify.py (keeping the focal length) -> disparity.py (search range from the matches, SGBM both
+ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per pixel of view 0,
+view 1's disocclusions, the far shell).
+
+Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
+needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
+that neither view matched (plain walls, half-occluded strips) take the depth of the matched
+surface around them, and outside both photos there is nothing.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from videoscene_protocol.cameras import fov_to_focal_px
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+
+from ...scene.gaussians import GaussianScene, PinholeCamera
+from ..base import CancelCheck, ProgressFn
+from .disparity import dense_disparity, match_disparities, search_range
+from .errors import prior_failed
+from .photos import working_pair
+from .pose import match, relative_pose
+from .rectify import rectify
+from .splats import SH_C0, PixelSplats, cap, disoccluded, view_splats
+
+ASSUMED_FOV_DEG = 60.0
+MIN_MATCHED_FRACTION = 0.15  # of photo A's pixels with a confident match (a mirrored pair: 0.09)
+FOV_RANGE_DEG = (10.0, 150.0)
+
+
+class StereoPrior:
+    name = "stereo"
+
+    def build(
+        self,
+        images: list[np.ndarray],
+        fov_deg: float | None,
+        progress: ProgressFn,
+        check_cancelled: CancelCheck,
+    ) -> GaussianScene:
+        progress("prior", 0.0, "preparing photos")
+        assumed = fov_deg is None
+        fov = ASSUMED_FOV_DEG if assumed else float(fov_deg)
+        if not FOV_RANGE_DEG[0] <= fov <= FOV_RANGE_DEG[1]:
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"Field of view {fov} deg is out of range.",
+                f"Give the horizontal FOV in degrees ({FOV_RANGE_DEG[0]:g}-{FOV_RANGE_DEG[1]:g}).",
+            )
+        left, right = working_pair(images)
+        height, width = left.shape[:2]
+        focal = fov_to_focal_px(fov, width)
+        K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
+        check_cancelled()
+
+        progress("pose", 0.1, "matching features")
+        gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
+        pts_left, pts_right = match(*gray)
+        check_cancelled()
+        progress("pose", 0.5, f"{len(pts_left)} matches; estimating the relative pose")
+        pose = relative_pose(pts_left, pts_right, K)
+        check_cancelled()
+
+        progress("prior", 0.3, "dense stereo")
+        rect = rectify(K, pose.R, pose.t, (width, height))
+        matched = match_disparities(
+            rect.rectified_coords(0, pose.inlier_points[0]),
+            rect.rectified_coords(1, pose.inlier_points[1]),
+        )
+        search = search_range(matched, rect.oriented_size[0])
+        photos = (rect.warp(0, left), rect.warp(1, right))
+        masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
+        maps = dense_disparity(*photos, masks, search)
+        matched = float(np.mean(~maps[0].filled[masks[0]]))
+        if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
+            raise prior_failed(
+                f"Dense matching found depth for only {matched:.0%} of the image.",
+                "Use sharper, textured photos with more overlap and a moderate sideways step.",
+            )
+        check_cancelled()
+
+        progress("prior", 0.8, "Gaussians")
+        splats_a = view_splats(0, left, maps[0], rect)
+        splats_b = view_splats(1, right, maps[1], rect)
+        depth_a = splats_a.means[:, 2].reshape(height, width)
+        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K)
+        splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
+        scene = _scene(splats)
+        c2w1 = np.eye(4)
+        c2w1[:3, :3] = pose.R.T
+        c2w1[:3, 3] = -pose.R.T @ pose.t
+        scene.reference_cameras = [
+            PinholeCamera(np.eye(4), K, width, height),
+            PinholeCamera(c2w1, K.copy(), width, height),
+        ]
+        scene.reference_images = [left, right]
+        count_a = len(splats_a.means)
+        scene.meta = {
+            "prior": "stereo",
+            "fov_deg": fov,
+            "fov_assumed": assumed,
+            "matches": pose.matches,
+            "inliers": pose.inliers,
+            "disparity_search": f"{search.min_disparity}..{search.max_disparity}",
+            # Every pixel of photo A is a Gaussian; these say how each one got its depth.
+            "coverage": round(float(np.mean(splats_a.opacities > 0)), 4),
+            "matched_fraction": round(float(np.mean(~splats_a.filled)), 4),
+            "filled_fraction": round(float(np.mean(splats_a.filled)), 4),
+            "far_fraction": round(float(np.mean(splats_a.far)), 4),
+            "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
+            "gaussians_a": count_a,
+            "gaussians_b_disoccluded": scene.num_gaussians - count_a,
+        }
+        progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")
+        return scene
+
+
+def _scene(splats: PixelSplats) -> GaussianScene:
+    n = len(splats.means)
+    quats = np.zeros((n, 4), np.float32)
+    quats[:, 0] = 1.0
+    return GaussianScene(
+        means=torch.from_numpy(splats.means),
+        quats=torch.from_numpy(quats),
+        scales=torch.from_numpy(np.repeat(splats.sigmas[:, None], 3, axis=1)),
+        opacities=torch.from_numpy(splats.opacities),
+        sh=torch.from_numpy(((splats.colours - 0.5) / SH_C0)[:, None, :].astype(np.float32)),
+    )

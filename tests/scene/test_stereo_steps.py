@@ -1,0 +1,168 @@
+"""The stereo prior's steps on small synthetic pairs with known depth (tests/scene/
+synthetic_stereo.py): the disparity range from the matches, the fill and its confidence, view
+1's disocclusion Gaussians and the far shell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from videoscene_backend.priors.stereo import StereoPrior
+from videoscene_backend.priors.stereo.disparity import (
+    CONFIDENT,
+    fill,
+    lr_confidence,
+    match_disparities,
+    search_range,
+)
+from videoscene_backend.priors.stereo.splats import FAR_DISPARITY_PX, MAX_GAUSSIANS
+
+from .synthetic_stereo import FOCAL, FOV_DEG, HEIGHT, WIDTH, Plane, make_pair, true_disparity
+
+BACKGROUND_DEPTH, FOREGROUND_DEPTH, BASELINE = 10.0, 4.0, 0.5
+FOREGROUND = (-0.8, 0.6, -0.6, 0.5)  # world x0, x1, y0, y1 at the foreground's depth
+
+
+def _noop(*_args) -> None:
+    return None
+
+
+def _build(pair):
+    return StereoPrior().build(pair.images, FOV_DEG, _noop, _noop)
+
+
+@pytest.fixture(scope="module")
+def two_planes():
+    pair = make_pair(
+        [Plane(BACKGROUND_DEPTH, seed=1), Plane(FOREGROUND_DEPTH, bounds=FOREGROUND, seed=2)],
+        BASELINE,
+    )
+    return pair, _build(pair)
+
+
+def _view0_depth(scene) -> np.ndarray:
+    return scene.means[: WIDTH * HEIGHT, 2].numpy().reshape(HEIGHT, WIDTH).astype(np.float64)
+
+
+def _scale(pair, scene) -> float:
+    """Scene units -> world units (the prior's baseline is 1)."""
+    finite = np.isfinite(pair.depths[0])
+    return float(np.median(pair.depths[0][finite] / _view0_depth(scene)[finite]))
+
+
+def test_search_range_covers_the_matches_with_a_margin_not_the_width() -> None:
+    matched = np.random.default_rng(0).uniform(20.0, 60.0, 500)
+    search = search_range(matched, 640)
+    assert search.num_disparities % 16 == 0
+    assert search.min_disparity <= 20.0 - 4 and search.max_disparity >= 60.0 + 4
+    assert search.num_disparities <= 80  # the old search was a third of the width (208 px)
+
+
+def test_matches_off_their_row_do_not_widen_the_range() -> None:
+    left = np.array([[100.0, 50.0], [200.0, 80.0], [300.0, 90.0]])
+    right = np.array([[70.0, 50.5], [170.0, 80.0], [100.0, 140.0]])  # the last one is wrong
+    np.testing.assert_allclose(match_disparities(left, right), [30.0, 30.0])
+
+
+def test_the_prior_searches_the_true_disparities_of_the_scene(two_planes) -> None:
+    _, scene = two_planes
+    low, high = (int(v) for v in scene.meta["disparity_search"].split(".."))
+    near, far = (true_disparity(d, BASELINE) for d in (FOREGROUND_DEPTH, BACKGROUND_DEPTH))
+    assert low <= far - 2 and high >= near + 2
+    assert high - low <= 2 * (near - far) + 32  # sized from the scene, not from the width
+
+
+def test_every_pixel_of_view_0_gets_one_gaussian_at_its_true_depth(two_planes) -> None:
+    pair, scene = two_planes
+    assert scene.meta["gaussians_a"] == WIDTH * HEIGHT and scene.meta["coverage"] == 1.0
+    assert WIDTH * HEIGHT < scene.num_gaussians <= MAX_GAUSSIANS
+    scale = _scale(pair, scene)
+    assert abs(scale - BASELINE) < 0.03 * BASELINE
+    error = np.abs(_view0_depth(scene) * scale - pair.depths[0]) / pair.depths[0]
+    assert np.median(error) < 0.01 and np.mean(error < 0.05) > 0.97
+    # Each Gaussian lies on its own pixel's ray: it projects onto that pixel centre.
+    camera = scene.reference_cameras[0]
+    projected = scene.means[: WIDTH * HEIGHT].numpy().astype(np.float64) @ camera.K.T
+    pixels = projected[:, :2] / projected[:, 2:]
+    ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+    np.testing.assert_allclose(pixels, np.c_[xs.ravel(), ys.ravel()], atol=1e-2)
+
+
+def test_view_1_adds_only_what_view_0_does_not_see(two_planes) -> None:
+    pair, scene = two_planes
+    extra = scene.means[WIDTH * HEIGHT :].numpy().astype(np.float64) * _scale(pair, scene)
+    assert len(extra) == scene.meta["gaussians_b_disoccluded"] > 1000
+    # Far fewer than view 1's pixels: what both views see is not added twice.
+    assert len(extra) < 0.15 * WIDTH * HEIGHT
+    # They are background: the strip beyond view 0's right edge and the background hidden
+    # behind the foreground from view 0.
+    assert np.median(np.abs(extra[:, 2] - BACKGROUND_DEPTH) / BACKGROUND_DEPTH) < 0.02
+    pixels = extra @ np.array(scene.reference_cameras[0].K).T
+    u, v = pixels[:, 0] / pixels[:, 2], pixels[:, 1] / pixels[:, 2]
+    beyond_edge = u >= WIDTH - 0.5
+    x0, x1, y0, y1 = (FOCAL * c / FOREGROUND_DEPTH for c in FOREGROUND)
+    behind_foreground = (
+        (u >= WIDTH / 2 + x0 - 4)
+        & (u < WIDTH / 2 + x1 + 4)
+        & (v >= HEIGHT / 2 + y0 - 4)
+        & (v < HEIGHT / 2 + y1 + 4)
+    )
+    assert beyond_edge.sum() > 0.3 * len(extra) and behind_foreground.sum() > 0.2 * len(extra)
+    assert np.mean(beyond_edge | behind_foreground) > 0.95
+
+
+def test_fill_gives_holes_the_disparity_of_their_own_surface_and_marks_them() -> None:
+    guide = np.zeros((60, 80, 3), np.uint8)
+    guide[:, 40:] = 200  # two surfaces, split at column 40
+    disparity = np.where(np.arange(80)[None, :] < 40, 10.0, 30.0).astype(np.float32)
+    disparity = np.repeat(disparity, 60, axis=0)
+    confidence = np.ones_like(disparity)
+    disparity[20:40, 45:70] = np.nan  # a hole inside the right surface
+    confidence[20:40, 45:70] = 0.0
+    result = fill(disparity, confidence, guide, np.ones(disparity.shape, bool))
+    np.testing.assert_allclose(result.disparity[20:40, 45:70], 30.0, atol=0.5)
+    assert result.filled[20:40, 45:70].all() and result.filled.sum() == 20 * 25
+    assert (result.confidence[20:40, 45:70] < CONFIDENT).all()
+    assert (result.confidence[~result.filled] >= CONFIDENT).all()
+    np.testing.assert_allclose(result.disparity[:, :40], 10.0, atol=0.5)
+
+
+def test_left_right_check_is_soft_and_sub_pixel() -> None:
+    own = np.full((4, 40), 5.0, np.float32)
+    other = np.full((4, 40), 5.0, np.float32)
+    other[:, :20] += 0.3  # within tolerance: full confidence
+    other[:, 20:30] += 1.25  # half way to rejection
+    other[:, 30:] += 5.0  # rejected
+    confidence = lr_confidence(own, other, -1)
+    assert (confidence[:, 8:22] == 1.0).all()  # columns x - 5 in 3..17
+    np.testing.assert_allclose(confidence[:, 26:34], 0.5, atol=1e-5)
+    assert (confidence[:, 36:] == 0.0).all()
+
+
+def test_what_view_1_cannot_see_is_filled_with_lower_confidence(two_planes) -> None:
+    """View 0's left strip is outside view 1's photo: no match is possible there, so its depth
+    comes from the fill (the background next to it) and it is marked as filled."""
+    pair, scene = two_planes
+    strip = int(true_disparity(BACKGROUND_DEPTH, BASELINE)) - 3
+    assert 0.02 < scene.meta["filled_fraction"] < 0.2
+    depth = _view0_depth(scene) * _scale(pair, scene)
+    np.testing.assert_allclose(np.median(depth[:, :strip]), BACKGROUND_DEPTH, rtol=0.03)
+    opacities = scene.opacities[: WIDTH * HEIGHT].numpy().reshape(HEIGHT, WIDTH)
+    assert np.median(opacities[:, :strip]) < np.median(opacities) - 0.05
+    assert np.median(opacities) > 0.99  # matched pixels are nearly opaque
+
+
+def test_a_background_at_infinity_goes_onto_the_far_shell() -> None:
+    pair = make_pair([Plane(np.inf, seed=5), Plane(5.0, bounds=(-10, 10, 0.0, 10), seed=6)], 0.5)
+    scene = _build(pair)
+    far = ~np.isfinite(pair.depths[0])
+    assert 0.4 < far.mean() < 0.6
+    assert abs(scene.meta["far_fraction"] - far.mean()) < 0.05
+    assert scene.meta["gaussians_a"] == WIDTH * HEIGHT  # kept, not dropped
+    points = scene.means[: WIDTH * HEIGHT].numpy().astype(np.float64)
+    distance = np.linalg.norm(points, axis=1).reshape(HEIGHT, WIDTH)
+    near_depth = np.median(_view0_depth(scene)[~far])
+    shell = scene.reference_cameras[0].K[0, 0] / FAR_DISPARITY_PX  # baseline 1
+    inner = far.copy()
+    inner[HEIGHT // 2 - 8 :] = False  # away from the horizon, where the fill blends
+    assert np.median(distance[inner]) > 20 * near_depth
+    assert np.median(np.abs(distance[inner] / shell - 1.0)) < 0.2
