@@ -51,11 +51,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())  # finish cleanly, keep results
-    try:
-        service.serve_forever()
-    except KeyboardInterrupt:
-        service.stop()
+    # SIGTERM and Ctrl-C stop the loop; serve_forever then interrupts the jobs (they read as
+    # `interrupted`), joins the worker, closes the socket and returns: exit code 0.
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: service.stop())
+    service.serve_forever()
     return 0
 
 
