@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from videoscene_protocol.client import BackendClient, ProgressEvent
 from videoscene_protocol.errors import VideoSceneError
+from videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
 
+from .param_flags import add_param_flags, params_from_flags
 from .paths import checkpoints_dir
 from .scene.flythrough import default_flythrough
 from .scene.gaussians import PinholeCamera
@@ -29,21 +31,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-a", type=Path, required=True)
     parser.add_argument("--image-b", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--prior", default="auto", choices=["auto", "stereo", "noposplat"])
-    parser.add_argument(
-        "--pose-refine-steps",
-        type=int,
-        default=None,
-        help="NoPoSplat: photometric refinement steps of the second camera (default 200 on CUDA, 5 on CPU)",
-    )
-    parser.add_argument(
-        "--fov", type=float, default=None, help="horizontal field of view of photo A, degrees"
-    )
     parser.add_argument("--frames", type=int, default=49)
-    parser.add_argument("--width", type=int, default=720)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--no-refine", action="store_true", help="coarse frames only")
-    parser.add_argument("--memory-mode", default="auto")
+    add_param_flags(parser, BUILD_SCENE)
+    add_param_flags(parser, RENDER_VIDEO, skip=("scene_id",))
     parser.add_argument(
         "--address", default=None, help="use a running backend instead of starting one"
     )
@@ -68,11 +58,7 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
     out: Path = args.out
     print(f"Building the scene from {args.image_a.name} and {args.image_b.name} ...", flush=True)
     blobs = {"image_0": args.image_a.read_bytes(), "image_1": args.image_b.read_bytes()}
-    build_id = client.submit(
-        "build_scene",
-        {"prior": args.prior, "fov_deg": args.fov, "pose_refine_steps": args.pose_refine_steps},
-        blobs=blobs,
-    )
+    build_id = client.submit("build_scene", params_from_flags(args, BUILD_SCENE), blobs=blobs)
     scene = client.wait(build_id, JOB_TIMEOUT_S, _print_progress)
     meta = scene.meta
     print(
@@ -80,16 +66,12 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
     )
     (out / "scene.ply").write_bytes(scene.blobs["scene.ply"])
 
-    cam0, cam1 = (scaled_camera(c, args.width, args.height) for c in meta["reference_cameras"])
+    params = {**params_from_flags(args, RENDER_VIDEO), "scene_id": meta["scene_id"]}
+    width = params.get("width", RENDER_VIDEO["width"].default)
+    height = params.get("height", RENDER_VIDEO["height"].default)
+    cam0, cam1 = (scaled_camera(c, width, height) for c in meta["reference_cameras"])
     c2w, K = default_flythrough(cam0, cam1, args.frames)
-    print(f"Rendering {args.frames} frames at {args.width}x{args.height} ...", flush=True)
-    params = {
-        "scene_id": meta["scene_id"],
-        "width": args.width,
-        "height": args.height,
-        "refine": not args.no_refine,
-        "memory_mode": args.memory_mode,
-    }
+    print(f"Rendering {args.frames} frames at {width}x{height} ...", flush=True)
     render_id = client.submit("render_video", params, arrays={"c2w": c2w, "K": K})
     video = client.wait(render_id, JOB_TIMEOUT_S, _print_progress)
     _write_frames(out / "frames", video.arrays["frames"])

@@ -9,15 +9,11 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import backend_process
+from ._vendor.videoscene_protocol.params import RENDER_VIDEO
+from .param_settings import enum_items
 
 ADDON_PACKAGE = __package__
 
-MEMORY_MODES = [
-    ("auto", "Auto", "Pick from the free GPU memory"),
-    ("full", "Full GPU", "Everything on the GPU in bf16: fastest, needs the most memory"),
-    ("balanced", "Balanced", "bf16 with VAE tiling and slicing"),
-    ("low", "Low Memory", "Offload model parts to the CPU between uses: slowest, 12 GB cards"),
-]
 
 DEFAULT_LOCAL_COMMAND = "videoscene-backend serve --bind {address} --output-dir {output_dir}"
 
@@ -69,7 +65,10 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
     )
     default_memory_mode: EnumProperty(
-        name="Default Memory Mode", items=MEMORY_MODES, default="auto"
+        name="Default Memory Mode",
+        description=RENDER_VIDEO["memory_mode"].doc,
+        items=enum_items(RENDER_VIDEO["memory_mode"]),
+        default=RENDER_VIDEO["memory_mode"].default,
     )
     stop_backend_on_exit: BoolProperty(
         name="Stop Backend on Unregister",

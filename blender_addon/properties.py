@@ -8,27 +8,13 @@ from bpy.props import (
     BoolProperty,
     EnumProperty,
     FloatProperty,
-    FloatVectorProperty,
     IntProperty,
     PointerProperty,
     StringProperty,
 )
 
-from .preferences import MEMORY_MODES
-
-PRIORS = [
-    ("auto", "Auto", "NoPoSplat when its weights are installed, else the stereo prior"),
-    ("stereo", "Stereo", "Two-view stereo (OpenCV): needs no weights"),
-    ("noposplat", "NoPoSplat", "Pose-free feed-forward Gaussians (needs its checkpoint)"),
-]
-CONDITION_SOURCES = [
-    ("rendered", "Rendered Frames", "Condition the video model on the first and last renders"),
-    ("photos", "Photos", "Condition the video model on the two reference photos"),
-]
-REFINE_MODES = [
-    ("one_step", "One Step", "VideoScene's distilled single forward pass"),
-    ("multi_step", "Multi Step", "Several denoising steps (for comparison; slower)"),
-]
+from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
+from .param_settings import enum_items, setting_properties
 
 
 def _is_camera(_self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
@@ -59,45 +45,13 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     )
     frame_start: IntProperty(name="Start", default=1, min=0)
     frame_end: IntProperty(name="End", default=49, min=0)
-    prior: EnumProperty(name="Prior", items=PRIORS, default="auto")
-    fov_deg: FloatProperty(
-        name="Photo FOV",
-        description="Horizontal field of view of the photos in degrees (0: estimate)",
-        default=0.0,
-        min=0.0,
-        max=170.0,
-    )
     keyframe_flythrough: BoolProperty(
         name="Keyframe Reference Flythrough",
         description="After Build Scene, animate the camera from reference camera 0 to 1",
         default=True,
     )
-    refine: BoolProperty(
-        name="Refine", default=True, description="Run the video model (else coarse frames only)"
-    )
-    leap_timestep: IntProperty(
-        name="Leap Timestep",
-        description="Noise level the one-step model starts from (0: the model's default)",
-        default=0,
-        min=0,
-        max=999,
-    )
-    seed: IntProperty(name="Seed", default=0, min=0)
-    mode: EnumProperty(name="Mode", items=REFINE_MODES, default="one_step")
-    steps: IntProperty(name="Steps", default=50, min=1, max=200)
-    guidance_scale: FloatProperty(name="Guidance", default=6.0, min=1.0, max=20.0)
-    memory_mode: EnumProperty(
-        name="Memory",
-        items=[("default", "Preferences Default", "The add-on preferences' memory mode")]
-        + MEMORY_MODES,
-        default="default",
-    )
-    condition_source: EnumProperty(name="Condition", items=CONDITION_SOURCES, default="rendered")
-    background: FloatVectorProperty(
-        name="Background", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.0, 0.0, 0.0)
-    )
-    near: FloatProperty(name="Near", default=0.01, min=1e-5)
-    far: FloatProperty(name="Far", default=1000.0, min=1e-3)
+    # The job settings (prior, fov_deg, refine, seed, memory_mode, ...) are added below from the
+    # params spec; memory_mode gets one more choice: the preferences' default.
 
     def frame_range(self, scene: bpy.types.Scene) -> tuple[int, int]:
         if self.use_scene_range:
@@ -106,6 +60,17 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
 
     def active_camera(self, scene: bpy.types.Scene) -> bpy.types.Object | None:
         return self.camera or scene.camera
+
+
+_JOB_SETTINGS = {**setting_properties(BUILD_SCENE), **setting_properties(RENDER_VIDEO)}
+_JOB_SETTINGS["memory_mode"] = EnumProperty(
+    name=RENDER_VIDEO["memory_mode"].title,
+    description=RENDER_VIDEO["memory_mode"].doc,
+    items=[("default", "Preferences Default", "The add-on preferences' memory mode")]
+    + enum_items(RENDER_VIDEO["memory_mode"]),
+    default="default",
+)
+VideoSceneSettings.__annotations__.update(_JOB_SETTINGS)
 
 
 class VideoSceneState(bpy.types.PropertyGroup):

@@ -17,10 +17,12 @@ from mathutils import Matrix
 from . import camera_path, preferences
 from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
 from .client_glue import SESSION, PendingJob
 from .compat import is_animated
 from .importers.sequencer import add_video_strips, write_video_files
 from .importers.splat import import_splat
+from .param_settings import params_from_settings
 
 COLLECTION_NAME = "VideoScene"
 EMPTY_NAME = "VideoScene Scene"
@@ -60,7 +62,7 @@ def start_build(context: bpy.types.Context, then_render: bool = False) -> None:
     }
     if then_render:  # fail now, not after the build, when the path cannot be rendered
         _check_render_camera(scene)
-    params = {"prior": settings.prior, "fov_deg": settings.fov_deg or None}
+    params = params_from_settings(settings, BUILD_SCENE)
     SESSION.submit(
         PendingJob(
             "build_scene",
@@ -237,25 +239,13 @@ def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = Non
     start, end = settings.frame_range(scene)
     c2w, K = camera_path.render_cameras(scene, camera, empty, start, end)
     params = {
+        **params_from_settings(settings, RENDER_VIDEO),
         "scene_id": str(empty[SCENE_ID_KEY]),
         "width": camera_path.VIDEO_WIDTH,
         "height": camera_path.VIDEO_HEIGHT,
-        "refine": bool(settings.refine),
-        "background": [float(v) for v in settings.background],
-        "near": float(settings.near),
-        "far": float(settings.far),
-        "leap_timestep": settings.leap_timestep or None,
-        "seed": int(settings.seed),
-        "mode": settings.mode,
-        "steps": int(settings.steps),
-        "guidance_scale": float(settings.guidance_scale),
-        "memory_mode": (
-            preferences.get(context).default_memory_mode
-            if settings.memory_mode == "default"
-            else settings.memory_mode
-        ),
-        "condition_source": settings.condition_source,
     }
+    if settings.memory_mode == "default":
+        params["memory_mode"] = preferences.get(context).default_memory_mode
     SESSION.submit(
         PendingJob(
             "render_video",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import numpy as np
 import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import BUILD_SCENE, LOAD_SCENE, RENDER_VIDEO
 
 from ..devices import default_device
 from ..priors import select_prior
@@ -37,9 +37,6 @@ def _scene_arrays(scene) -> dict[str, np.ndarray]:
     }
 
 
-MAX_POSE_REFINE_STEPS = 1000  # the seed uses 200; more only costs time
-
-
 def _camera_json(camera) -> dict[str, Any]:
     return {
         "c2w": np.asarray(camera.c2w).tolist(),
@@ -50,40 +47,22 @@ def _camera_json(camera) -> dict[str, Any]:
 
 
 def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
+    params = BUILD_SCENE.validate(request.params)
     missing = [name for name in ("image_0", "image_1") if name not in request.blobs]
     if missing:
         raise _bad_params(
             f"build_scene needs two photos; missing {', '.join(missing)}.",
             "Send both photos as blobs image_0 and image_1.",
         )
-    fov = request.params.get("fov_deg")
-    if fov is not None and not isinstance(fov, int | float):
-        raise _bad_params(
-            f"fov_deg must be a number or null, got {fov!r}.",
-            "Give the horizontal field of view in degrees.",
-        )
-    refine_steps = request.params.get("pose_refine_steps")
-    if refine_steps is not None and (
-        not isinstance(refine_steps, int)
-        or isinstance(refine_steps, bool)
-        or not 0 <= refine_steps <= MAX_POSE_REFINE_STEPS
-    ):
-        raise _bad_params(
-            f"pose_refine_steps must be an integer from 0 to {MAX_POSE_REFINE_STEPS} or null, got {refine_steps!r}.",
-            "Leave it null for the default (200 on CUDA, 5 elsewhere), or 0 to skip the refinement.",
-        )
     timings: dict[str, float] = {}
     start = time.perf_counter()
     images = [decode_image(request.blobs[name], name) for name in ("image_0", "image_1")]
     prior, reason = select_prior(
-        str(request.params.get("prior") or "auto"),
-        ctx.checkpoints_dir,
-        ctx.models,
-        pose_refine_steps=refine_steps,
+        params["prior"], ctx.checkpoints_dir, ctx.models, params["pose_refine_steps"]
     )
     timings["decode"] = time.perf_counter() - start
     start = time.perf_counter()
-    scene = prior.build(images, fov, ctx.progress, ctx.check_cancelled)
+    scene = prior.build(images, params["fov_deg"], ctx.progress, ctx.check_cancelled)
     scene.validate()
     timings["prior"] = time.perf_counter() - start
     scene_id = ctx.scenes.put(scene)
@@ -108,16 +87,14 @@ def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
 
 
 def load_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
-    if "scene.ply" not in request.blobs:
+    if "scene.ply" not in request.blobs:  # checked before the params: the blob is the job
         raise _bad_params(
             "load_scene needs the blob 'scene.ply'.",
             "Send the PLY the build_scene result contained.",
         )
+    params = LOAD_SCENE.validate(request.params)
     scene = load_ply(request.blobs["scene.ply"])
-    wanted = request.params.get("scene_id")
-    if wanted is not None and (not isinstance(wanted, str) or not 0 < len(wanted) <= 64):
-        raise _bad_params("scene_id must be a short string.", "Reuse the id build_scene returned.")
-    scene_id = ctx.scenes.put(scene, wanted)
+    scene_id = ctx.scenes.put(scene, params["scene_id"])
     return JobOutput(
         meta={
             "scene_id": scene_id,
@@ -125,31 +102,6 @@ def load_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
             "reference_cameras": [_camera_json(c) for c in scene.reference_cameras],
         }
     )
-
-
-def _int_param(params: dict, name: str, default: int, low: int, high: int) -> int:
-    value = params.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _bad_params(
-            f"{name} must be an integer in {low}..{high}, got {value!r}.",
-            f"Send {name} in {low}..{high}.",
-        )
-    return value
-
-
-def _float_param(params: dict, name: str, default: float) -> float:
-    value = params.get(name, default)
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise _bad_params(
-            f"{name} must be a positive number, got {value!r}.",
-            f"Send {name} as a positive number.",
-        )
-    return float(value)
 
 
 def validate_cameras(c2w: np.ndarray, K: np.ndarray, width: int, height: int) -> None:
@@ -196,21 +148,17 @@ def validate_cameras(c2w: np.ndarray, K: np.ndarray, width: int, height: int) ->
 
 
 def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
-    params = request.params
-    scene = ctx.scenes.get(str(params.get("scene_id", "")))
-    width = _int_param(params, "width", 720, 16, 4096)
-    height = _int_param(params, "height", 480, 16, 4096)
-    near, far = _float_param(params, "near", 0.01), _float_param(params, "far", 1e10)
-    background = params.get("background", [0.0, 0.0, 0.0])
-    if not (
-        isinstance(background, list)
-        and len(background) == 3
-        and all(isinstance(v, int | float) and 0 <= v <= 1 for v in background)
-    ):
-        raise _bad_params(
-            f"background must be [r, g, b] in 0..1, got {background!r}.",
-            "Send three numbers in 0..1.",
-        )
+    params = RENDER_VIDEO.validate(request.params)
+    width, height = params["width"], params["height"]
+    device = default_device()
+    refine_options = None
+    if params["refine"]:  # checked now, not after the coarse render
+        from ..video.memory import check_mode_fits_device
+        from ..video.refiner import RefineOptions
+
+        refine_options = RefineOptions.from_params(params)
+        check_mode_fits_device(refine_options.memory_mode, device)
+    scene = ctx.scenes.get(params["scene_id"])
     if "c2w" not in request.arrays or "K" not in request.arrays:
         raise VideoSceneError(
             ErrorCode.BAD_CAMERA,
@@ -223,7 +171,6 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    device = default_device()
     gpu_scene = scene.to(device)
     frames = []
     with torch.no_grad():
@@ -236,9 +183,9 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
                 torch.from_numpy(K[batch]),
                 width,
                 height,
-                background=tuple(background),
-                near=near,
-                far=far,
+                background=tuple(params["background"]),
+                near=params["near"],
+                far=params["far"],
             )
             frames.append(to_uint8(out.images))
             ctx.progress(
@@ -254,12 +201,12 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
         None,
         {"refined": False, "refine_message": "Refinement was not requested (refine: false)."},
     )
-    if params.get("refine", True):
+    if refine_options is not None:
         ctx.models.release("prior:")  # the prior's network and the video model may not both fit
         from ..video.stage import refine_stage
 
         start = time.perf_counter()
-        refined, video_meta = refine_stage(ctx, coarse, scene.reference_images, params)
+        refined, video_meta = refine_stage(ctx, coarse, scene.reference_images, refine_options)
         timings["refine"] = time.perf_counter() - start
     ctx.progress("write", 1.0, "")
     meta = {

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import BUILD_SCENE
 
 from .base import GaussianPrior
 
-PRIOR_NAMES = ("auto", "stereo", "noposplat")
+PRIOR_NAMES = BUILD_SCENE["prior"].values
 
 
 def select_prior(

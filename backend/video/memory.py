@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import RENDER_VIDEO
 
-MEMORY_MODES = ("auto", "bf16", "fp16", "balanced", "low", "lowest", "fp32")
+MEMORY_MODES = RENDER_VIDEO["memory_mode"].values  # declared (with their docs) in the spec
 GIB = 1 << 30
 
 
@@ -37,22 +38,22 @@ class MemoryPlan:
         return data
 
 
-def plan_memory(mode: str, device: torch.device) -> MemoryPlan:
-    if mode not in MEMORY_MODES:
-        raise VideoSceneError(
-            ErrorCode.BAD_PARAMS,
-            f"Unknown memory_mode {mode!r}.",
-            f"Use one of: {', '.join(MEMORY_MODES)}.",
-        )
-    if mode == "auto":
-        mode = _auto_mode(device)
-    if device.type == "cpu" and mode != "fp32":
+def check_mode_fits_device(mode: str, device: torch.device) -> None:
+    """BAD_PARAMS for a mode this device cannot run (checked before any work of the job)."""
+    RENDER_VIDEO["memory_mode"].check(mode, "render_video")
+    if device.type == "cpu" and mode not in ("auto", "fp32"):
         # Half precision convolutions are slow or unsupported on CPU; offload means nothing there.
         raise VideoSceneError(
             ErrorCode.BAD_PARAMS,
             f"memory_mode {mode!r} needs a GPU; this backend runs on the CPU.",
             "Use memory_mode 'auto' or 'fp32' on a CPU backend.",
         )
+
+
+def plan_memory(mode: str, device: torch.device) -> MemoryPlan:
+    check_mode_fits_device(mode, device)
+    if mode == "auto":
+        mode = _auto_mode(device)
     half = torch.float16 if mode == "fp16" else torch.bfloat16
     plans = {
         "fp32": MemoryPlan("fp32", torch.float32, device),

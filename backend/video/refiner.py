@@ -15,32 +15,39 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import RENDER_VIDEO
 
 from .checkpoints import VideoCheckpoint, load_distilled_weights, load_prompt_embeds
 from .memory import MemoryPlan
 
 ProgressFn = Callable[[str, float, str], None]
 
-DEFAULT_SEED = 111123  # the seed's fixed seed
 LEAP_TIMESTEP_RENDERED = 459  # pose-free demo: conditions are the rendered end frames
 LEAP_TIMESTEP_PHOTOS = 549  # posed path: conditions are the original photos
 
 
+def _default(name: str):
+    return RENDER_VIDEO[name].default
+
+
 @dataclass
 class RefineOptions:
-    leap_timestep: int | None = None
-    seed: int = DEFAULT_SEED
-    mode: str = "one_step"  # "one_step" | "multi_step"
-    steps: int = 50  # multi-step only
-    guidance_scale: float = 1.0  # multi-step only; > 1 enables classifier-free guidance
-    start_from_noise: bool = False  # multi-step only: from pure noise instead of the leap step
-    memory_mode: str = "auto"
-    condition_source: str = "rendered"  # "rendered" | "photos"
+    """The video model's share of the render_video params; names, defaults and allowed values
+    are declared once in videoscene_protocol.params.RENDER_VIDEO."""
+
+    leap_timestep: int | None = _default("leap_timestep")
+    seed: int = _default("seed")
+    mode: str = _default("mode")
+    steps: int = _default("steps")
+    guidance_scale: float = _default("guidance_scale")
+    start_from_noise: bool = _default("start_from_noise")
+    memory_mode: str = _default("memory_mode")
+    condition_source: str = _default("condition_source")
 
     @property
     def timestep(self) -> int:
@@ -50,49 +57,8 @@ class RefineOptions:
 
     @classmethod
     def from_params(cls, params: dict) -> RefineOptions:
-        def pick(name, kind, default):
-            value = params.get(name, default)
-            if value is None:
-                return default
-            try:
-                return kind(value)
-            except (TypeError, ValueError) as exc:
-                raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS,
-                    f"{name} must be a {kind.__name__}, got {value!r}.",
-                    f"Send {name} as a {kind.__name__}.",
-                ) from exc
-
-        options = cls(
-            leap_timestep=pick("leap_timestep", int, None),
-            seed=pick("seed", int, DEFAULT_SEED),
-            mode=str(params.get("mode") or "one_step"),
-            steps=pick("steps", int, 50),
-            guidance_scale=pick("guidance_scale", float, 1.0),
-            start_from_noise=bool(params.get("start_from_noise", False)),
-            memory_mode=str(params.get("memory_mode") or "auto"),
-            condition_source=str(params.get("condition_source") or "rendered"),
-        )
-        options.validate()
-        return options
-
-    def validate(self) -> None:
-        checks = [
-            (self.mode in ("one_step", "multi_step"), "mode", "'one_step' or 'multi_step'"),
-            (
-                self.condition_source in ("rendered", "photos"),
-                "condition_source",
-                "'rendered' or 'photos'",
-            ),
-            (0 <= self.timestep <= 999, "leap_timestep", "an integer in 0..999"),
-            (1 <= self.steps <= 1000, "steps", "an integer in 1..1000"),
-            (1.0 <= self.guidance_scale <= 30.0, "guidance_scale", "a number in 1..30"),
-        ]
-        for ok, name, allowed in checks:
-            if not ok:
-                raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS, f"Invalid {name}.", f"{name} must be {allowed}."
-                )
+        """Checked against the spec (BAD_PARAMS names the param); absent ones take defaults."""
+        return cls(**RENDER_VIDEO.pick(params, [f.name for f in fields(cls)]))
 
 
 @dataclass

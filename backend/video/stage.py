@@ -19,11 +19,10 @@ def refine_stage(
     ctx: JobContext,
     coarse_frames: np.ndarray,
     reference_photos: list[np.ndarray],
-    params: dict[str, Any],
+    options: RefineOptions,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Return (refined frames uint8 (N, H, W, 3) or None, metadata). None means the coarse frames
     are all the job returns, and metadata["refine_message"] says why in plain words."""
-    options = RefineOptions.from_params(params)
     root = ctx.checkpoints_dir
     missing = missing_files(root)
     if missing:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..param_settings import auto_toggle
+
 
 def _draw_status(layout: bpy.types.UILayout, state) -> None:
     box = layout.box()
@@ -18,6 +20,19 @@ def _draw_status(layout: bpy.types.UILayout, state) -> None:
             col.label(text=state.error_hint)
     if state.refine_message:
         box.label(text=state.refine_message, icon="INFO")
+
+
+def _draw_setting(layout: bpy.types.UILayout, settings, name: str) -> None:
+    """A job setting; one with an Auto toggle draws the toggle and greys the value while on."""
+    toggle = auto_toggle(settings, name)
+    if toggle is None:
+        layout.prop(settings, name)
+        return
+    row = layout.row(align=True)
+    row.prop(settings, toggle, text="", icon="AUTO", toggle=True)
+    value = row.row(align=True)
+    value.active = not getattr(settings, toggle)
+    value.prop(settings, name)
 
 
 def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -53,14 +68,16 @@ def draw_advanced(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     sub = col.column()
     sub.active = settings.refine
     sub.prop(settings, "mode")
-    sub.prop(settings, "leap_timestep")
+    _draw_setting(sub, settings, "leap_timestep")
     if settings.mode == "multi_step":
         sub.prop(settings, "steps")
         sub.prop(settings, "guidance_scale")
+        sub.prop(settings, "start_from_noise")
     sub.prop(settings, "condition_source")
     sub.prop(settings, "memory_mode")
     col.prop(settings, "seed")
-    col.prop(settings, "fov_deg")
+    _draw_setting(col, settings, "fov_deg")
+    _draw_setting(col, settings, "pose_refine_steps")
     col.prop(settings, "background")
     row = col.row(align=True)
     row.prop(settings, "near")

@@ -51,7 +51,7 @@ def test_property_defaults(addon):
     assert settings.prior == "auto"
     assert settings.refine is True
     assert settings.use_scene_range is True
-    assert settings.leap_timestep == 0  # 0 = the model's default (sent as null)
+    assert settings.leap_timestep_auto is True  # sent as null: the model's default
     assert settings.mode == "one_step"
     assert settings.memory_mode == "default"  # resolves to the preferences' mode
     assert settings.condition_source == "rendered"

@@ -183,6 +183,12 @@ def test_load_scene_keeps_the_requested_id(built, tmp_path) -> None:
     [
         ({"scene_id": "nope"}, {}, ErrorCode.UNKNOWN_SCENE),
         ({"width": 10}, {}, ErrorCode.BAD_PARAMS),
+        # Params are checked before any work, whatever weights are installed (none here).
+        ({"memory_mode": "bf16"}, {}, ErrorCode.BAD_PARAMS),
+        ({"near": 2.0, "far": 1.0}, {}, ErrorCode.BAD_PARAMS),
+        ({"refine": "no"}, {}, ErrorCode.BAD_PARAMS),
+        ({"seed": 1.5}, {}, ErrorCode.BAD_PARAMS),
+        ({"guidance_sclae": 3.0}, {}, ErrorCode.BAD_PARAMS),
         ({}, {}, ErrorCode.BAD_CAMERA),
         ({}, {"c2w": np.full((1, 4, 4), np.nan), "K": np.eye(3)[None]}, ErrorCode.BAD_CAMERA),
         ({}, {"c2w": np.diag([2.0, 2, 2, 1])[None], "K": np.eye(3)[None]}, ErrorCode.BAD_CAMERA),
@@ -192,9 +198,11 @@ def test_load_scene_keeps_the_requested_id(built, tmp_path) -> None:
 def test_render_video_rejects_bad_input(built, params, arrays, code) -> None:
     ctx, output = built
     full = {"scene_id": output.meta["scene_id"], **params}
+    rendered_before = sum(stage == "render" for stage, *_ in ctx.events)
     with pytest.raises(VideoSceneError) as info:
         render_video(ctx, JobRequest("r", "render_video", full, arrays=arrays))
     assert info.value.code == code
+    assert sum(stage == "render" for stage, *_ in ctx.events) == rendered_before  # no work done
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def test_refine_stage_resamples_any_path_length_and_size(
 ) -> None:
     ctx = job_context(tmp_path, tiny_checkpoint)
     frames = np.random.default_rng(1).integers(0, 256, (20, 40, 50, 3), dtype=np.uint8)
-    refined, meta = refine_stage(ctx, frames, [], {"seed": 3})
+    refined, meta = refine_stage(ctx, frames, [], RefineOptions(seed=3))
     assert refined.shape == frames.shape and refined.dtype == np.uint8
     assert meta["refined"] is True
     assert meta["video_model"]["leap_timestep"] == 459
@@ -109,7 +109,10 @@ def test_refine_stage_photos_condition_defaults_to_the_posed_timestep(
 ) -> None:
     photos = [coarse[0], coarse[-1]]
     _, meta = refine_stage(
-        job_context(tmp_path, tiny_checkpoint), coarse, photos, {"condition_source": "photos"}
+        job_context(tmp_path, tiny_checkpoint),
+        coarse,
+        photos,
+        RefineOptions(condition_source="photos"),
     )
     assert meta["video_model"]["leap_timestep"] == 549
 
@@ -117,20 +120,31 @@ def test_refine_stage_photos_condition_defaults_to_the_posed_timestep(
 def test_refine_stage_without_weights_returns_coarse_and_says_why(
     job_context, tmp_path, coarse
 ) -> None:
-    refined, meta = refine_stage(job_context(tmp_path), coarse, [], {})
+    refined, meta = refine_stage(job_context(tmp_path), coarse, [], RefineOptions())
     assert refined is None and meta["refined"] is False
     assert "model.safetensors" in meta["refine_message"]
     assert "videoscene-backend download" in meta["refine_message"]
     assert len(meta["weights_missing"]) == 5
 
 
-def test_refine_stage_rejects_bad_params(job_context, tmp_path, tiny_checkpoint, coarse) -> None:
-    for params in (
+@pytest.mark.parametrize(
+    "params",
+    [
         {"mode": "three_step"},
         {"leap_timestep": 5000},
-        {"memory_mode": "bf16"},
         {"seed": "x"},
-    ):
-        with pytest.raises(VideoSceneError) as info:
-            refine_stage(job_context(tmp_path, tiny_checkpoint), coarse, [], params)
-        assert info.value.code == ErrorCode.BAD_PARAMS, params
+        {"seed": 2.5},
+        {"steps": True},
+        {"guidance_scale": float("inf")},
+        {"start_from_noise": "yes"},
+    ],
+)
+def test_refine_options_refuse_what_the_spec_refuses(params) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        RefineOptions.from_params(params)
+    assert info.value.code == ErrorCode.BAD_PARAMS and next(iter(params)) in info.value.message
+
+
+def test_refine_options_take_the_spec_defaults_and_ignore_other_render_params() -> None:
+    options = RefineOptions.from_params({"scene_id": "abc", "width": 64, "seed": 5})
+    assert options.seed == 5 and options.guidance_scale == 6.0 and options.mode == "one_step"
