@@ -143,7 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        _stop_zmq_garbage_collector()
+
+
+def _stop_zmq_garbage_collector() -> None:
+    """End pyzmq's zero-copy bookkeeping thread (and its zmq context) now, once every socket of
+    ours is closed, rather than from an exit handler while the interpreter is finalizing: no
+    native thread outlives the command (the services and clients stop and join their own)."""
+    garbage = sys.modules.get("zmq.utils.garbage")
+    if garbage is not None:
+        garbage.gc.stop()
 
 
 if __name__ == "__main__":

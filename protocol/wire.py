@@ -18,6 +18,7 @@ import numpy as np
 
 from . import PROTOCOL_VERSION
 from .errors import ErrorCode, VideoSceneError
+from .params import ID_PATTERN, ID_RULE
 
 PROTOCOL_NAME = "videoscene"
 MESSAGE_TYPES = frozenset(
@@ -46,10 +47,9 @@ MAX_ENVELOPE_BYTES = 1 << 20
 MAX_DIMS = 8
 MAX_JSON_DEPTH = 32  # envelope nesting; the deepest real message (result meta) uses 7
 
-# Ids (msg_id, job_id, scene_id) name folders on the backend: a closed character set keeps them
-# from ever being a path ("..", "/", NUL, drive letters) and makes them safe in any file system.
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ID_RULE = "1-64 characters from A-Z, a-z, 0-9, '_' and '-' (e.g. a uuid4 hex)"
+# Ids (msg_id, job_id, scene_id) name folders on the backend: a closed character set (declared
+# with the params, which check scene_id) keeps them from ever being a path ("..", "/", NUL,
+# drive letters) and makes them safe in any file system.
 # Buffer names become file names in a job's result folder ("scene.ply", "frames.npy").
 BUFFER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 BUFFER_NAME_RULE = "1-64 characters from A-Z, a-z, 0-9, '_', '-' and '.', not starting with '.'"
