@@ -145,9 +145,9 @@ class BackendClient:
 
     def _use_heartbeat_settings(self, welcome: dict) -> None:
         interval, misses = welcome.get("heartbeat_interval_s"), welcome.get("heartbeat_misses")
-        if _positive_number(interval):
+        if _positive_number(interval, 60):
             self.ping_interval_s = float(interval)
-            if self._fixed_heartbeat_timeout_s is None and _positive_number(misses):
+            if self._fixed_heartbeat_timeout_s is None and _positive_number(misses, 100):
                 self.heartbeat_timeout_s = float(interval) * float(misses)
 
     def close(self) -> None:
@@ -347,8 +347,8 @@ class BackendClient:
         return None  # heartbeats, stray replies to requests no longer awaited
 
 
-def _positive_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 3600
+def _positive_number(value: object, maximum: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= maximum
 
 
 def _result_from(message: Message) -> JobResult:

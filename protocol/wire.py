@@ -47,9 +47,9 @@ MAX_ENVELOPE_BYTES = 1 << 20
 MAX_DIMS = 8
 MAX_JSON_DEPTH = 32  # envelope nesting; the deepest real message (result meta) uses 7
 
-# Ids (msg_id, job_id, scene_id) name folders on the backend: a closed character set (declared
-# with the params, which check scene_id) keeps them from ever being a path ("..", "/", NUL,
-# drive letters) and makes them safe in any file system.
+# Ids (msg_id, job_id, scene_id) name folders on the backend. ID_PATTERN (declared in params.py,
+# which checks scene_id with it) is a closed character set: an id is never a path ("..", "/",
+# NUL, drive letters) and is safe in any file system.
 # Buffer names become file names in a job's result folder ("scene.ply", "frames.npy").
 BUFFER_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 BUFFER_NAME_RULE = "1-64 characters from A-Z, a-z, 0-9, '_', '-' and '.', not starting with '.'"
@@ -411,7 +411,3 @@ def _decode_buffer(
         )
     array = np.frombuffer(view, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
     message.arrays[name] = array
-
-
-def error_message(error: VideoSceneError, job_id: str | None = None) -> Message:
-    return Message("error", body=error.to_dict(), job_id=job_id)

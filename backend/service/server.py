@@ -352,6 +352,7 @@ class BackendService:
             )
         job.cancel.set()
         if job.claim("queued", "cancelled"):
+            job.request = JobRequest(job_id, job.kind, {})  # drop the inputs' memory
             error = VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started.")
             store_failure(self.output_dir, job, error)
             self._reply(identity, message, "cancelled", {"state": "cancelled"}, job_id)

@@ -434,3 +434,23 @@ def test_a_second_backend_on_the_same_folder_refuses_to_start(tmp_path, service)
         start_in_thread(service.service.output_dir, tmp_path / "checkpoints")
     assert info.value.code == ErrorCode.BAD_PARAMS and "--output-dir" in info.value.hint
     serves_the_next_job(service.address)
+
+
+# ---- param nonsense (checked against the params spec before any work) -------------------------
+NONSENSE = [("render_video", params) for params in FUZZ.RENDER_NONSENSE] + [
+    ("build_scene", params) for params in FUZZ.BUILD_NONSENSE
+]
+
+
+@pytest.mark.parametrize(("kind", "nonsense"), NONSENSE, ids=[json.dumps(p) for _, p in NONSENSE])
+def test_param_nonsense_is_bad_params_and_the_service_goes_on(service, client, kind, nonsense):
+    params = {"scene_id": "nosuchscene", **nonsense} if kind == "render_video" else nonsense
+    arrays = {"c2w": np.eye(4)[None], "K": np.eye(3)[None]} if kind == "render_video" else {}
+    blobs = (
+        {"image_0": FUZZ.real_png(), "image_1": FUZZ.real_png()} if kind == "build_scene" else {}
+    )
+    job = client.submit(kind, params, arrays=arrays, blobs=blobs)
+    with pytest.raises(VideoSceneError) as info:
+        client.wait(job, timeout_s=30)
+    assert info.value.code == ErrorCode.BAD_PARAMS, info.value
+    serves_the_next_job(service.address)
