@@ -1,4 +1,4 @@
-"""`videoscene-backend`: serve, status, release, keygen, run (headless main job), download."""
+"""`videoscene-backend`: serve, status, release, keygen, run (headless main job), download, check."""
 
 from __future__ import annotations
 
@@ -133,11 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("keys_dir", type=Path)
     keygen.set_defaults(func=_keygen)
 
+    from .check import register_cli as register_check
     from .headless import register_cli as register_run
-    from .video.download import register_cli as register_download
+    from .weights.download import register_cli as register_download
 
     register_run(sub)
     register_download(sub)
+    register_check(sub)
     return parser
 
 

@@ -1,8 +1,9 @@
 """Benchmark: VideoScene one-step refinement vs the multi-step base sampler, in the same run.
 
 CUDA: real-size CogVideoX-5B-I2V-shaped models with random weights (timing and memory do not
-depend on the values), one-step per memory mode, then 50 steps with guidance in the fastest
-mode that fits. CPU: the tiny test configuration (one-step vs 50 steps with guidance).
+depend on the values) at 49x480x720, one-step per memory mode (seconds per stage, peak GPU
+memory), then the base sampler (50 steps, guidance 6 against negative embeddings, as
+CogvideX-Interpolation runs it) in the fastest mode. CPU: the tiny test configuration.
 Prints one final JSON line.
 """
 
@@ -56,8 +57,8 @@ def _random_real_size_refiner(plan) -> VideoRefiner:
         timestep_spacing="trailing",
         snr_shift_scale=1.0,
     )
-    prompt = torch.randn(1, 226, 4096)
-    return VideoRefiner(vae, transformer, scheduler, prompt, plan)
+    prompt, negative = torch.randn(2, 1, 226, 4096)  # guidance runs a real 2-prompt batch
+    return VideoRefiner(vae, transformer, scheduler, prompt, plan, negative)
 
 
 def _tiny_refiner() -> VideoRefiner:
@@ -65,6 +66,7 @@ def _tiny_refiner() -> VideoRefiner:
     from conftest import make_tiny_checkpoint  # the test suite's tiny model in the real layout
 
     root = make_tiny_checkpoint(Path(tempfile.mkdtemp()))
+    torch.save(torch.randn(1, 16, 32), root / "videoscene" / "negative_prompt_embeds.pt")
     return VideoRefiner.from_checkpoint(
         find_checkpoint(root), plan_memory("fp32", torch.device("cpu"))
     )
@@ -83,6 +85,7 @@ def _time_refine(refiner: VideoRefiner, options: RefineOptions) -> dict:
         "peak_gib": None
         if report.peak_memory_bytes is None
         else round(report.peak_memory_bytes / 2**30, 2),
+        "guidance_scale_used": report.sampler.get("guidance_scale_used"),
     }
 
 

@@ -97,6 +97,29 @@ def _load_keys(prefs: preferences.VideoScenePreferences) -> dict[str, bytes]:
     }
 
 
+def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, dict, bool]:
+    """(address, CurveZMQ keys, local?) from the preferences; starts the local backend in local
+    mode. Raises VideoSceneError for configuration problems."""
+    if prefs.backend_mode == "LOCAL":
+        address = prefs.local_address
+        if not _is_loopback(address):
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"The local backend address {address} is not a loopback address.",
+                "Use tcp://127.0.0.1:PORT for a local backend, or switch to Remote.",
+            )
+        backend_process.start(prefs.local_command, address, preferences.output_dir(prefs))
+        return address, {}, True
+    address = prefs.remote_address
+    if not _is_loopback(address) and not bpy.app.online_access:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"Online access is off, so the add-on will not connect to {address}.",
+            "Allow online access in Preferences > System > Network, or use a loopback address.",
+        )
+    return address, _load_keys(prefs), False
+
+
 class Session:
     def __init__(self) -> None:
         self.client: BackendClient | None = None
@@ -139,26 +162,7 @@ class Session:
     # -- connection ---------------------------------------------------------------------
     def _open(self) -> None:
         prefs = preferences.get()
-        self.local = prefs.backend_mode == "LOCAL"
-        if self.local:
-            address, keys = prefs.local_address, {}
-            if not _is_loopback(address):
-                raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS,
-                    f"The local backend address {address} is not a loopback address.",
-                    "Use tcp://127.0.0.1:PORT for a local backend, or switch to Remote.",
-                )
-            backend_process.start(prefs.local_command, address, preferences.output_dir(prefs))
-        else:
-            address = prefs.remote_address
-            if not _is_loopback(address) and not bpy.app.online_access:
-                raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS,
-                    f"Online access is off, so the add-on will not connect to {address}.",
-                    "Allow online access in Preferences > System > Network, "
-                    "or use a loopback address.",
-                )
-            keys = _load_keys(prefs)
+        address, keys, self.local = connection_settings(prefs)
         self.client = BackendClient(address, **keys)
         self.connected = False
         self.connect_deadline = time.monotonic() + prefs.start_timeout_s

@@ -1,7 +1,8 @@
 """The backend client: handshake, non-blocking submit/poll, cancel, fetch, dead-backend detection.
 
 Runs inside Blender (stdlib + numpy + pyzmq). Nothing here blocks except connect(), status(),
-release_models() (short, bounded) and wait() (for scripts and tests, never for the UI).
+release_models() (short, bounded), check_weights() (seconds; the add-on calls it from a worker
+thread with a client of its own) and wait() (for scripts and tests, never for the UI).
 """
 
 from __future__ import annotations
@@ -231,6 +232,11 @@ class BackendClient:
 
     def release_models(self, timeout_s: float = 5.0) -> dict:
         return self._request(Message("release_models"), timeout_s, expect="released").body
+
+    def check_weights(self, timeout_s: float = 120.0) -> dict:
+        """The backend's check of its installed weights: {"root", "ok", "summary", "rows":
+        [{"path", "status", "what", "needed_for", "required", "source"}]} (protocol 1.1)."""
+        return self._request(Message("check_weights"), timeout_s, expect="weights_report").body
 
     # ---- internals ---------------------------------------------------------------------
     def _dead_error(self, silent_s: float) -> VideoSceneError:

@@ -38,6 +38,8 @@ MESSAGE_TYPES = frozenset(
         "release_models",
         "released",
         "fetch",
+        "check_weights",  # 1.1
+        "weights_report",  # 1.1
     }
 )
 ALLOWED_DTYPES = frozenset({"uint8", "int32", "int64", "float16", "float32", "float64", "bool"})

@@ -52,6 +52,7 @@ POLL_MS = 50
 RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
 MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
 SHUTDOWN_JOIN_S = 60.0  # how long a stop waits for the running job to notice its cancellation
+MAX_WEIGHTS_CHECK_WAITERS = 64  # check_weights requests answered by the check in flight
 
 MessageHandler = Callable[[bytes, Message], None]
 
@@ -78,7 +79,8 @@ class BackendService:
             self.models = ModelCache()
             self.scenes = SceneStore()
             self._jobs: OrderedDict[str, Job] = OrderedDict()
-            self._outbox: queue.Queue[tuple[str, Job, Any]] = queue.Queue()
+            # (event, job, payload): "progress" and "finished" of a job, "weights_checked"
+            self._outbox: queue.Queue[tuple[str, Job | None, Any]] = queue.Queue()
             self._worker = Worker(
                 Services(
                     self.output_dir, self.checkpoints_dir, self.models, self.scenes, self._outbox
@@ -87,6 +89,8 @@ class BackendService:
             )
             self._clients: dict[bytes, float] = {}
             self._stop = threading.Event()
+            self._weights_check: threading.Thread | None = None
+            self._weights_check_waiters: list[tuple[bytes, str]] = []
             self._device = _device_name()
             self._open_socket(bind, keys_dir)
         except BaseException:
@@ -99,6 +103,7 @@ class BackendService:
             "fetch": self._on_fetch,
             "status": self._on_status,
             "release_models": self._on_release,
+            "check_weights": self._on_check_weights,
             "heartbeat": self._on_heartbeat,
         }
 
@@ -175,6 +180,8 @@ class BackendService:
                 self._interrupt(job)
             if not self._worker.stop(SHUTDOWN_JOIN_S):
                 log.warning("the running job did not stop within %.0f s", SHUTDOWN_JOIN_S)
+            if self._weights_check is not None:
+                self._weights_check.join(SHUTDOWN_JOIN_S)
             self._flush_outbox()
         except Exception:
             log.exception("error while stopping")
@@ -409,6 +416,36 @@ class BackendService:
         log.info("released models: %s", released or "none loaded")
         self._reply(identity, message, "released", {"released": released})
 
+    def _on_check_weights(self, identity: bytes, message: Message) -> None:
+        """Verify the installed weights (backend/check.py) on a thread of its own, so the loop
+        keeps answering; one check at a time, and requests arriving meanwhile share its report."""
+        if len(self._weights_check_waiters) >= MAX_WEIGHTS_CHECK_WAITERS:
+            raise VideoSceneError(
+                ErrorCode.QUEUE_FULL,
+                f"{MAX_WEIGHTS_CHECK_WAITERS} weights checks are already waiting.",
+                "Wait for the report of the check in flight.",
+            )
+        self._weights_check_waiters.append((identity, message.msg_id))
+        if self._weights_check is None or not self._weights_check.is_alive():
+            self._weights_check = threading.Thread(
+                target=self._check_weights, name="videoscene-check-weights", daemon=True
+            )
+            self._weights_check.start()
+
+    def _check_weights(self) -> None:
+        """On the check's own thread: the report (or the error) goes to the loop's outbox."""
+        from ..check import check_weights
+
+        try:
+            outcome = ("weights_report", check_weights(self.checkpoints_dir).to_dict())
+        except Exception as exc:  # a bug in the check must not go unanswered
+            log.exception("the weights check failed")
+            error = VideoSceneError(
+                ErrorCode.INTERNAL, f"The weights check failed: {exc}", "See the backend log."
+            )
+            outcome = ("error", error.to_dict())
+        self._outbox.put(("weights_checked", None, outcome))
+
     def _on_heartbeat(self, identity: bytes, message: Message) -> None:
         """Nothing to answer: hearing the client is the point (see _receive_some)."""
 
@@ -420,6 +457,9 @@ class BackendService:
             except queue.Empty:
                 return
             try:
+                if event == "weights_checked":
+                    self._answer_weights_check(*payload)
+                    continue
                 if event == "progress":
                     message = Message("progress", body=payload, job_id=job.job_id)
                 else:  # "finished": the job's record
@@ -427,7 +467,12 @@ class BackendService:
                 for identity in list(job.watchers):
                     self._send(identity, message)
             except Exception:
-                log.exception("could not deliver the %s of job %s", event, job.job_id)
+                log.exception("could not deliver the %s of job %s", event, job and job.job_id)
+
+    def _answer_weights_check(self, kind: str, body: dict[str, Any]) -> None:
+        waiters, self._weights_check_waiters = self._weights_check_waiters, []
+        for identity, msg_id in waiters:
+            self._send(identity, Message(kind, body={**body, "reply_to": msg_id}))
 
     def _forget_old_jobs(self) -> None:
         excess = len(self._jobs) - MAX_REMEMBERED_JOBS

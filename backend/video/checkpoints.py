@@ -1,41 +1,56 @@
-"""Finding and validating the video model's weights on disk.
+"""Finding and loading the video model's weights on disk.
 
-Layout under the checkpoints folder (see checkpoints/README.md):
+Layout under the checkpoints folder (backend/weights/sources.py, checkpoints/README.md):
     cogvideox-interpolation/{vae,transformer,scheduler}/   the base model, diffusers layout
     videoscene/model.safetensors                           VideoScene's distilled transformer
     videoscene/prompt_embeds.pt (or .safetensors)          T5 prompt embeddings [1, 226, 4096]
+    videoscene/negative_prompt_embeds.pt (optional)        T5 encoding of "" (multi-step CFG)
 
-The seed loads model.safetensors with strict=False, which silently keeps base weights wherever
-a key is misspelt. Here every missing, unexpected or wrong-shaped key is an error.
+model.safetensors goes over the base transformer as the seed loads it (strict=False), but
+loudly: a `module.`/`transformer.` prefix is stripped, a subset of the keys is accepted and the
+load report says exactly which groups were replaced; unexpected keys, wrong shapes and a file
+without a single transformer key are refused by name.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
-BASE_DIR = "cogvideox-interpolation"
-VIDEOSCENE_DIR = "videoscene"
-DISTILLED_WEIGHTS = f"{VIDEOSCENE_DIR}/model.safetensors"
-PROMPT_EMBEDS = (
-    f"{VIDEOSCENE_DIR}/prompt_embeds.pt",
-    f"{VIDEOSCENE_DIR}/prompt_embeds.safetensors",
+from ..weights.sources import (
+    BASE_DIR,
+    DISTILLED_WEIGHTS,
+    NEGATIVE_PROMPT_EMBEDS,
+    PROMPT_EMBEDS,
+    source_of,
+)
+from ..weights.state_dict import (
+    SubsetMatch,
+    WeightsMismatch,
+    match_subset,
+    non_float_keys,
+    read_safetensors_header,
 )
 
-BASE_REPO = "feizhengcong/CogvideoX-Interpolation"
-VIDEOSCENE_REPO = "hanyang-21/VideoScene"
-DOWNLOAD_HINT = "Run `videoscene-backend download --what videoscene` (see checkpoints/README.md)."
+log = logging.getLogger("videoscene.backend")
 
-# Every file the refiner needs, with where it comes from.
-REQUIRED_FILES: dict[str, str] = {
-    f"{BASE_DIR}/vae/config.json": f"{BASE_REPO} (vae/)",
-    f"{BASE_DIR}/transformer/config.json": f"{BASE_REPO} (transformer/)",
-    f"{BASE_DIR}/scheduler/scheduler_config.json": f"{BASE_REPO} (scheduler/)",
-    DISTILLED_WEIGHTS: f"{VIDEOSCENE_REPO} (model.safetensors)",
-}
+DOWNLOAD_HINT = (
+    "Run `videoscene-backend download --what videoscene` (it fetches the base model and says "
+    "where to get VideoScene's own files by hand), then `videoscene-backend check`; see "
+    "checkpoints/README.md."
+)
+
+# Every file the refiner needs (the prompt embeddings in either form are checked separately).
+REQUIRED_FILES: tuple[str, ...] = (
+    f"{BASE_DIR}/vae/config.json",
+    f"{BASE_DIR}/transformer/config.json",
+    f"{BASE_DIR}/scheduler/scheduler_config.json",
+    DISTILLED_WEIGHTS,
+)
 
 # Real-size configs of the CogVideoX-5b-I2V derivative the seed uses (CogvideoX-Interpolation).
 REAL_TRANSFORMER_CONFIG: dict = {
@@ -65,6 +80,9 @@ REAL_VAE_CONFIG: dict = {
     "scaling_factor": 0.7,
 }
 REAL_PROMPT_SHAPE = (1, 226, 4096)
+# What the base project fine-tunes (CogvideX-Interpolation's finetune.py): parameters whose
+# names contain one of these. A VideoScene file holding only them is a plausible release.
+BASE_TRAINED_MODULES = ("ff.net", "to_q", "to_v", "proj_out")
 
 
 @dataclass
@@ -73,17 +91,20 @@ class VideoCheckpoint:
     base_dir: Path
     distilled_weights: Path
     prompt_embeds: Path
+    negative_prompt_embeds: Path | None = None  # optional: the base sampler's CFG negative
+
+
+def first_present(root: Path, candidates: tuple[str, ...]) -> Path | None:
+    return next((root / rel for rel in candidates if (root / rel).is_file()), None)
 
 
 def missing_files(root: Path) -> list[str]:
     """Relative paths of required files that are absent, each followed by its source."""
     missing = [
-        f"{rel} (from {source})"
-        for rel, source in REQUIRED_FILES.items()
-        if not (root / rel).is_file()
+        f"{rel} (from {source_of(rel)})" for rel in REQUIRED_FILES if not (root / rel).is_file()
     ]
-    if not any((root / rel).is_file() for rel in PROMPT_EMBEDS):
-        missing.append(f"{PROMPT_EMBEDS[0]} (from {VIDEOSCENE_REPO} (prompt_embeds.pt))")
+    if first_present(root, PROMPT_EMBEDS) is None:
+        missing.append(f"{PROMPT_EMBEDS[0]} (from {source_of(PROMPT_EMBEDS[0])})")
     return missing
 
 
@@ -96,33 +117,38 @@ def find_checkpoint(root: Path) -> VideoCheckpoint:
             f"Video model weights are missing under {root}: " + "; ".join(missing),
             DOWNLOAD_HINT,
         )
-    prompt = next(root / rel for rel in PROMPT_EMBEDS if (root / rel).is_file())
-    return VideoCheckpoint(root, root / BASE_DIR, root / DISTILLED_WEIGHTS, prompt)
+    return VideoCheckpoint(
+        root,
+        root / BASE_DIR,
+        root / DISTILLED_WEIGHTS,
+        first_present(root, PROMPT_EMBEDS),
+        first_present(root, NEGATIVE_PROMPT_EMBEDS),
+    )
 
 
 def load_prompt_embeds(path: Path, text_seq_len: int, text_dim: int) -> torch.Tensor:
-    """Load the precomputed T5 embeddings [1, seq, dim] without unpickling arbitrary objects."""
+    """Load T5 embeddings [1, seq, dim] without unpickling arbitrary objects. A .safetensors
+    file holds them as the tensor named like the file (prompt_embeds, negative_prompt_embeds)."""
+    hint = f"Get {path.name} again ({source_of(_relative(path))}). {DOWNLOAD_HINT}"
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             tensors = load_file(str(path))
-            if "prompt_embeds" not in tensors:
-                raise ValueError(f"no 'prompt_embeds' tensor (found {sorted(tensors)})")
-            embeds = tensors["prompt_embeds"]
+            if path.stem not in tensors:
+                raise ValueError(f"no {path.stem!r} tensor (found {sorted(tensors)})")
+            embeds = tensors[path.stem]
         else:
             embeds = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with objects, wrong container
         raise VideoSceneError(
-            ErrorCode.WEIGHTS_INVALID,
-            f"Cannot read prompt embeddings {path}: {exc}",
-            "Download prompt_embeds.pt again. " + DOWNLOAD_HINT,
+            ErrorCode.WEIGHTS_INVALID, f"Cannot read prompt embeddings {path}: {exc}", hint
         ) from exc
     if not isinstance(embeds, torch.Tensor):
         raise VideoSceneError(
             ErrorCode.WEIGHTS_INVALID,
             f"{path} holds a {type(embeds).__name__}, not a tensor.",
-            DOWNLOAD_HINT,
+            hint,
         )
     if embeds.ndim == 2:
         embeds = embeds.unsqueeze(0)
@@ -132,67 +158,70 @@ def load_prompt_embeds(path: Path, text_seq_len: int, text_dim: int) -> torch.Te
             ErrorCode.WEIGHTS_INVALID,
             f"Prompt embeddings in {path} have shape {tuple(embeds.shape)}, expected {expected}.",
             "They must be the T5-XXL output matching the transformer's text length and width. "
-            + DOWNLOAD_HINT,
+            + hint,
+        )
+    if not torch.isfinite(embeds).all():
+        raise VideoSceneError(
+            ErrorCode.WEIGHTS_INVALID, f"Prompt embeddings in {path} hold NaN or inf.", hint
         )
     return embeds
 
 
-def state_dict_problems(
-    expected: dict[str, torch.Size], found: dict[str, torch.Size], show: int = 5
-) -> list[str]:
-    """Human-readable list of key and shape disagreements (empty when they match exactly)."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:show])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:show])})")
-    if wrong:
-        details = ", ".join(
-            f"{k}: {tuple(found[k])} instead of {tuple(expected[k])}" for k in wrong[:show]
-        )
-        problems.append(f"{len(wrong)} keys with wrong shapes ({details})")
-    return problems
+def _relative(path: Path) -> str:
+    """`videoscene/<name>` for a file of the videoscene folder (how sources name it)."""
+    return f"{path.parent.name}/{path.name}"
 
 
-def load_distilled_weights(transformer: torch.nn.Module, path: Path) -> None:
-    """Load VideoScene's transformer weights strictly; report every disagreement by name."""
+def state_shapes(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+def match_distilled_weights(
+    expected: dict[str, tuple[int, ...]], path: Path
+) -> tuple[SubsetMatch, dict]:
+    """Compare model.safetensors' header with the transformer's keys (no tensor is read).
+    Returns (the match, the header). Raises WeightsMismatch saying what does not fit."""
+    header = read_safetensors_header(path)
+    bad_dtypes = non_float_keys(header)
+    if bad_dtypes:
+        raise WeightsMismatch(f"non-float tensors: {', '.join(bad_dtypes)}")
+    return match_subset(expected, {key: entry.shape for key, entry in header.items()}), header
+
+
+def load_distilled_weights(transformer: torch.nn.Module, path: Path) -> SubsetMatch:
+    """Copy VideoScene's tensors over the base transformer's, one tensor at a time from the
+    mapped file; return what was replaced (the load report)."""
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            shapes = {key: torch.Size(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    except Exception as exc:
+        match, _ = match_distilled_weights(state_shapes(transformer), path)
+    except WeightsMismatch as exc:
         raise VideoSceneError(
             ErrorCode.WEIGHTS_INVALID,
-            f"Cannot read {path}: {exc}",
-            "The file is not a valid safetensors file. " + DOWNLOAD_HINT,
-        ) from exc
-    expected = {key: value.shape for key, value in transformer.state_dict().items()}
-    problems = state_dict_problems(expected, shapes)
-    if problems:
-        raise VideoSceneError(
-            ErrorCode.WEIGHTS_INVALID,
-            f"{path} does not fit the transformer in {path.parent.parent / BASE_DIR}: "
-            + "; ".join(problems),
+            f"{path} does not fit the transformer in {path.parent.parent / BASE_DIR}: {exc}",
             "Use VideoScene's model.safetensors with the CogvideoX-Interpolation base it was "
             "distilled from. " + DOWNLOAD_HINT,
-        )
-    from safetensors.torch import load_file
+        ) from exc
+    targets = transformer.state_dict(keep_vars=True)  # the parameters and buffers themselves
+    with safe_open(str(path), framework="pt") as handle, torch.no_grad():
+        for file_key, model_key in match.mapping.items():
+            targets[model_key].copy_(handle.get_tensor(file_key))
+    (log.info if match.complete else log.warning)("%s: %s", path.name, match.summary())
+    return match
 
-    transformer.load_state_dict(load_file(str(path)), strict=True)
 
-
-def real_size_state_shapes() -> tuple[dict[str, torch.Size], dict[str, torch.Size]]:
-    """Key -> shape of the real-size transformer and VAE, built on the meta device (no memory)."""
+def real_size_models_on_meta():
+    """The real-size transformer and VAE on the meta device (no memory)."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
 
     with torch.device("meta"):
-        transformer = CogVideoXTransformer3DModel(**REAL_TRANSFORMER_CONFIG)
-        vae = AutoencoderKLCogVideoX(**REAL_VAE_CONFIG)
-    return (
-        {k: v.shape for k, v in transformer.state_dict().items()},
-        {k: v.shape for k, v in vae.state_dict().items()},
-    )
+        return (
+            CogVideoXTransformer3DModel(**REAL_TRANSFORMER_CONFIG),
+            AutoencoderKLCogVideoX(**REAL_VAE_CONFIG),
+        )
+
+
+def real_size_state_shapes() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """Key -> shape of the real-size transformer and VAE."""
+    transformer, vae = real_size_models_on_meta()
+    return state_shapes(transformer), state_shapes(vae)

@@ -6,8 +6,11 @@ Tensor flow (see shared reference videoscene-inference.md), B = 1, F model frame
     z0 --add_leap_noise(t)--> x_t
     cat([x_t, conditions], channels) --predict_x0 (ONE transformer forward, v-prediction)--> x0
     x0 --decode--> uint8 [F, H, W, 3]
-The multi-step mode runs the base model's sampler from the leap timestep or from pure noise,
-with optional classifier-free guidance, for comparison.
+The multi-step mode runs the base model's own sampler for comparison (CogvideX-Interpolation's
+pipeline): clean condition latents, classifier-free guidance against the T5 encoding of the
+empty prompt (videoscene/negative_prompt_embeds.pt), velocity in float32 before guidance, DDIM
+steps from the leap timestep or from pure noise. Without the negative embeddings it runs
+unguided and the metadata says so: any other negative would be a different sampler.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import RENDER_VIDEO
 
+from ..weights.sources import NEGATIVE_PROMPT_EMBEDS
 from .checkpoints import VideoCheckpoint, load_distilled_weights, load_prompt_embeds
 from .memory import MemoryPlan
 
@@ -65,17 +69,31 @@ class RefineOptions:
 class RefineReport:
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory_bytes: int | None = None
+    sampler: dict = field(default_factory=dict)  # how the conditions and guidance were run
 
 
 class VideoRefiner:
     """The loaded video model. Sizes come from the loaded configs (real: 49 x 480 x 720)."""
 
-    def __init__(self, vae, transformer, scheduler, prompt_embeds: torch.Tensor, plan: MemoryPlan):
+    def __init__(
+        self,
+        vae,
+        transformer,
+        scheduler,
+        prompt_embeds: torch.Tensor,
+        plan: MemoryPlan,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        load_report: dict | None = None,
+    ):
         self.vae = vae.eval().requires_grad_(False)
         self.transformer = transformer.eval().requires_grad_(False)
         self.scheduler = scheduler
         self.plan = plan
         self.prompt_embeds = prompt_embeds.to(plan.dtype)
+        self.negative_prompt_embeds = (
+            None if negative_prompt_embeds is None else negative_prompt_embeds.to(plan.dtype)
+        )
+        self.load_report = load_report or {}  # what was loaded from where (result metadata)
         self.spatial_scale = 2 ** (len(vae.config.block_out_channels) - 1)
         self.temporal_scale = int(vae.config.temporal_compression_ratio)
         config = transformer.config
@@ -108,12 +126,19 @@ class VideoRefiner:
                 "The folder must be CogvideoX-Interpolation in diffusers layout. "
                 "Run `videoscene-backend download --what base`.",
             ) from exc
-        load_distilled_weights(transformer, checkpoint.distilled_weights)
+        match = load_distilled_weights(transformer, checkpoint.distilled_weights)
         config = transformer.config
-        prompt = load_prompt_embeds(
-            checkpoint.prompt_embeds, config.max_text_seq_length, config.text_embed_dim
-        )
-        return cls(vae, transformer, scheduler, prompt, plan)
+        text_shape = (config.max_text_seq_length, config.text_embed_dim)
+        prompt = load_prompt_embeds(checkpoint.prompt_embeds, *text_shape)
+        negative = checkpoint.negative_prompt_embeds
+        negative_embeds = None if negative is None else load_prompt_embeds(negative, *text_shape)
+        report = {
+            "base": str(base),
+            "distilled_weights": {"file": str(checkpoint.distilled_weights), **match.to_meta()},
+            "prompt_embeds": str(checkpoint.prompt_embeds),
+            "negative_prompt_embeds": None if negative is None else str(negative),
+        }
+        return cls(vae, transformer, scheduler, prompt, plan, negative_embeds, report)
 
     def _place_models(self) -> None:
         plan = self.plan
@@ -160,16 +185,24 @@ class VideoRefiner:
         return latents.permute(0, 2, 1, 3, 4)  # [1, f, C, h, w]
 
     def encode_conditions(
-        self, first: np.ndarray, last: np.ndarray, latent_frames: int, generator: torch.Generator
+        self,
+        first: np.ndarray,
+        last: np.ndarray,
+        latent_frames: int,
+        generator: torch.Generator,
+        noisy: bool = True,
     ) -> torch.Tensor:
-        """First and last frames with ONE shared small noise level, at latent frames 0 and -1."""
-        sigma = torch.exp(torch.randn((), generator=generator) * 0.5 - 3.0)
+        """First and last frames at latent frames 0 and -1, zeros between. noisy: with ONE
+        shared small noise level, as the distilled model's one step (the seed's video_gen);
+        clean for the base model's sampler, which encodes them as they are."""
+        sigma = torch.exp(torch.randn((), generator=generator) * 0.5 - 3.0) if noisy else None
         encoded = []
         with self._resident(self.vae), torch.no_grad():
             for image in (first, last):
                 pixels = self._video_tensor(image[None])  # [1, 3, 1, H, W]
-                noise = torch.randn(pixels.shape, generator=generator).to(pixels)
-                pixels = pixels + noise * sigma.to(pixels)
+                if sigma is not None:
+                    noise = torch.randn(pixels.shape, generator=generator).to(pixels)
+                    pixels = pixels + noise * sigma.to(pixels)
                 latent = self.vae.encode(pixels).latent_dist.sample(generator=generator)
                 encoded.append(latent.permute(0, 2, 1, 3, 4) * self.scaling_factor)
         first_latent, last_latent = encoded
@@ -228,6 +261,27 @@ class VideoRefiner:
         velocity = self.predict_velocity(x_t, conditions, t, self.prompt_embeds, rotary)
         return self.scheduler.get_velocity(velocity, x_t, t)
 
+    def guidance_plan(self, options: RefineOptions) -> tuple[torch.Tensor | None, dict]:
+        """(negative embeddings or None, what the metadata says about guidance). Guidance
+        needs the T5 encoding of ""; without it the sampler runs unguided, said plainly."""
+        requested = float(options.guidance_scale)
+        if requested <= 1.0:
+            return None, {"guidance_scale_used": 1.0, "negative_prompt_embeds": "not used"}
+        source = self.load_report.get("negative_prompt_embeds")
+        if self.negative_prompt_embeds is None:
+            return None, {
+                "guidance_scale_used": 1.0,
+                "negative_prompt_embeds": (
+                    f"missing ({NEGATIVE_PROMPT_EMBEDS[0]}): guidance {requested:g} was not "
+                    "applied, the sampler ran unguided; see checkpoints/README.md to make the "
+                    "file"
+                ),
+            }
+        return self.negative_prompt_embeds, {
+            "guidance_scale_used": requested,
+            "negative_prompt_embeds": source or "loaded",
+        }
+
     def sample_multi_step(
         self,
         z0: torch.Tensor,
@@ -237,29 +291,40 @@ class VideoRefiner:
         generator: torch.Generator,
         progress: ProgressFn,
         check_cancelled: Callable[[], None],
+        negative: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The base model's sampler (DDIM, v-prediction) for comparison with the one-step leap.
-
-        Guidance uses all-zero negative embeddings (the seed publishes no negative prompt)."""
+        """The base model's sampler (DDIM, v-prediction), as CogvideX-Interpolation runs it:
+        classifier-free guidance with `negative` (None: unguided), the velocity in float32
+        before guidance and the step, the latents back in the model's dtype after each step."""
         scheduler = self.scheduler
         scheduler.set_timesteps(options.steps, device=z0.device)
         timesteps = scheduler.timesteps
         if options.start_from_noise:
-            latents = torch.randn(z0.shape, generator=generator).to(z0)
+            noise = torch.randn(z0.shape, generator=generator).to(z0)
+            latents = noise * scheduler.init_noise_sigma
         else:
             timesteps = timesteps[timesteps <= options.timestep]
+            if len(timesteps) == 0:
+                raise VideoSceneError(
+                    ErrorCode.BAD_PARAMS,
+                    f"{options.steps} steps leave no timestep at or below the leap timestep "
+                    f"{options.timestep}.",
+                    "Use more steps, a higher leap_timestep, or start_from_noise.",
+                )
             latents = self.add_leap_noise(z0, int(timesteps[0]), generator)
-        guided = options.guidance_scale > 1.0
         prompts = self.prompt_embeds
-        if guided:
-            prompts = torch.cat([torch.zeros_like(prompts), prompts])
+        if negative is not None:
+            prompts = torch.cat([negative, prompts])
         for index, t in enumerate(timesteps):
             check_cancelled()
-            velocity = self.predict_velocity(latents, conditions, t.reshape(1), prompts, rotary)
-            if guided:
+            model_input = scheduler.scale_model_input(latents, t)
+            velocity = self.predict_velocity(model_input, conditions, t.reshape(1), prompts, rotary)
+            velocity = velocity.float()
+            if negative is not None:
                 uncond, cond = velocity.chunk(2)
                 velocity = uncond + options.guidance_scale * (cond - uncond)
             latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+            latents = latents.to(self.plan.dtype)
             progress("denoise", (index + 1) / len(timesteps), f"step {index + 1}/{len(timesteps)}")
         # DDIM's last step returns the model's x0 estimate at t -> 0.
         return latents
@@ -304,13 +369,19 @@ class VideoRefiner:
             check_cancelled()
             return value
 
+        one_step = options.mode == "one_step"
         z0 = timed("encode", self.encode_video, coarse, generator)
-        conditions = self.encode_conditions(first_condition, last_condition, z0.shape[1], generator)
+        conditions = self.encode_conditions(
+            first_condition, last_condition, z0.shape[1], generator, noisy=one_step
+        )
+        report.sampler["condition_noise"] = "shared, exp(N(-3, 0.5))" if one_step else "none"
         rotary = self.rotary_embeddings(z0.shape[1])
-        if options.mode == "one_step":
+        if one_step:
             x_t = self.add_leap_noise(z0, options.timestep, generator)
             x0 = timed("denoise", self.predict_x0, x_t, conditions, options.timestep, rotary)
         else:
+            negative, guidance = self.guidance_plan(options)
+            report.sampler.update(guidance)
             x0 = timed(
                 "denoise",
                 self.sample_multi_step,
@@ -321,6 +392,7 @@ class VideoRefiner:
                 generator,
                 progress,
                 check_cancelled,
+                negative,
             )
         frames = timed("decode", self.decode, x0)
         if self.plan.device.type == "cuda":

@@ -80,5 +80,7 @@ def refine_stage(
             "model_size": [refiner.height, refiner.width],
             "timings": report.timings,
             "peak_memory_bytes": report.peak_memory_bytes,
+            "sampler": report.sampler,
+            "weights": refiner.load_report,
         },
     }

@@ -23,7 +23,8 @@ TINY = NoPoSplatConfig(
 )
 
 
-def save_lightning_checkpoint(path: Path, state: dict[str, torch.Tensor]) -> Path:
+def save_lightning_checkpoint(path: Path, state: dict[str, torch.Tensor], **extra) -> Path:
+    """`extra`: more top-level entries, as Lightning writes (hyper_parameters, loops, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
@@ -34,6 +35,7 @@ def save_lightning_checkpoint(path: Path, state: dict[str, torch.Tensor]) -> Pat
                 **{f"encoder.{key}": value for key, value in state.items()},
                 "losses.0.lpips.net.slice1.0.weight": torch.zeros(2, 3, 1, 1),  # training-only
             },
+            **extra,
         },
         path,
     )

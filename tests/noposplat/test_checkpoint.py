@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 import pickle
 
 import pytest
@@ -56,14 +58,49 @@ def test_a_tiny_checkpoint_is_not_taken_for_the_real_network(tiny_checkpoint) ->
 def test_unreadable_files_are_weights_invalid_not_crashes(tmp_path) -> None:
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint" * 10)
-    assert "Cannot read" in _invalid(garbage)
-    # A pickle that would build arbitrary objects is refused, never executed.
+    assert "not a torch checkpoint" in _invalid(garbage)
+    # A bare pickle (not torch's zip format) is refused before anything is unpickled.
     hostile = tmp_path / "hostile.ckpt"
     hostile.write_bytes(pickle.dumps({"state_dict": {"x": print}}))
-    assert "Cannot read" in _invalid(hostile)
-    empty = tmp_path / "list.ckpt"
-    torch.save([1, 2], empty)
-    assert "holds no state_dict" in _invalid(empty)
+    assert "not a torch checkpoint" in _invalid(hostile)
+    not_a_dict = tmp_path / "list.ckpt"
+    torch.save([1, 2], not_a_dict)
+    assert "holds a list" in _invalid(not_a_dict)
+
+
+def test_training_state_beside_the_weights_does_not_stop_the_load(tmp_path, tiny_network) -> None:
+    """Lightning writes hyper-parameters and loop state that weights_only refuses (here a
+    pathlib object and a Lightning-style callback key); the network still loads."""
+    path = save_lightning_checkpoint(
+        tmp_path / "full.ckpt",
+        tiny_network.state_dict(),
+        hyper_parameters={"output_dir": pathlib.PurePosixPath("/runs/512")},
+        callbacks={"ModelCheckpoint{'monitor': None}": {"kth_value": torch.tensor(1e9)}},
+    )
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    network = load_network(path, TINY)
+    for key, value in tiny_network.state_dict().items():
+        assert torch.equal(network.state_dict()[key], value), key
+
+
+class _RunsAProgram:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_whose_pickle_runs_a_program_is_refused_without_running_it(
+    tmp_path, tiny_network
+) -> None:
+    marker = tmp_path / "ran"
+    path = save_lightning_checkpoint(
+        tmp_path / "evil.ckpt", tiny_network.state_dict(), hyper_parameters=_RunsAProgram(marker)
+    )
+    assert "not a genuine checkpoint" in _invalid(path)
+    assert not marker.exists()
 
 
 def test_auto_picks_noposplat_when_its_checkpoint_is_present(tiny_checkpoint, tmp_path) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.client import BackendClient, ErrorEvent, ProgressEvent
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
@@ -289,7 +290,7 @@ def test_curve_keys_admit_only_authorized_clients(tmp_path) -> None:
             client_public_key=keys["client_public"],
             client_secret_key=keys["client_secret"],
         )
-        assert trusted.connect(timeout_s=5)["version"] == "1.0"
+        assert trusted.connect(timeout_s=5)["version"] == PROTOCOL_VERSION
         trusted.close()
     finally:
         handle.stop()

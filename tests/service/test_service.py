@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import zmq
+from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.client import BackendClient, ErrorEvent, ProgressEvent, StateEvent
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.wire import Message, encode
@@ -157,7 +158,7 @@ def test_malformed_messages_get_errors_and_the_service_stays_up(service, frames,
     socket.close()
     good = BackendClient(service.address)
     good.connect()
-    assert good.status()["version"] == "1.0"
+    assert good.status()["version"] == PROTOCOL_VERSION
     good.close()
 
 

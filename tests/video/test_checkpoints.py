@@ -1,4 +1,5 @@
-"""Checkpoint discovery, strict loading, real-size configs on the meta device, scheduler math."""
+"""Checkpoint discovery, loading over the base weights (subset, prefix, refusals), real-size
+configs on the meta device, scheduler math."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from videoscene_backend.video.checkpoints import (
+    BASE_TRAINED_MODULES,
     REAL_PROMPT_SHAPE,
     REAL_TRANSFORMER_CONFIG,
     find_checkpoint,
@@ -19,6 +21,7 @@ from videoscene_backend.video.checkpoints import (
 )
 from videoscene_backend.video.memory import plan_memory
 from videoscene_backend.video.refiner import VideoRefiner
+from videoscene_backend.weights.state_dict import WeightsMismatch, match_subset
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
 from .conftest import make_tiny_checkpoint
@@ -80,32 +83,96 @@ def test_distilled_weights_replace_the_base_weights(checkpoint_copy: Path) -> No
         torch.testing.assert_close(value, distilled[key], check_dtype=False)
 
 
-@pytest.mark.parametrize("damage", ["extra", "missing", "shape"])
-def test_mismatched_distilled_weights_are_named(checkpoint_copy: Path, damage: str) -> None:
+def _base_transformer(root: Path):
     from diffusers import CogVideoXTransformer3DModel
 
+    return CogVideoXTransformer3DModel.from_pretrained(
+        root / "cogvideox-interpolation" / "transformer"
+    )
+
+
+def _trained_by_the_base_project(key: str) -> bool:
+    return any(name in key for name in BASE_TRAINED_MODULES)
+
+
+def test_a_subset_file_goes_over_the_base_weights_and_says_which_groups(
+    checkpoint_copy: Path,
+) -> None:
+    """The base project fine-tunes only some projections; a release holding just those loads
+    (as the seed's strict=False does) and the report names exactly what was replaced."""
+    path = checkpoint_copy / "videoscene" / "model.safetensors"
+    distilled = load_file(path)
+    subset = {k: v for k, v in distilled.items() if _trained_by_the_base_project(k)}
+    save_file(subset, path)
+    base = _base_transformer(checkpoint_copy).state_dict()
+    refiner = VideoRefiner.from_checkpoint(
+        find_checkpoint(checkpoint_copy), plan_memory("fp32", torch.device("cpu"))
+    )
+    for key, value in refiner.transformer.state_dict().items():
+        expected = subset[key] if key in subset else base[key]
+        torch.testing.assert_close(value, expected, check_dtype=False, msg=key)
+    report = refiner.load_report["distilled_weights"]
+    assert report["file"] == str(path) and not report["complete"]
+    assert (report["tensors_replaced"], report["tensors_total"]) == (len(subset), len(base))
+    assert report["groups_replaced"] == [
+        "transformer_blocks.*.attn1.to_q",
+        "transformer_blocks.*.attn1.to_v",
+        "transformer_blocks.*.ff.net.0.proj",
+        "transformer_blocks.*.ff.net.2",
+        "proj_out",
+    ]
+    assert report["summary"].startswith(f"{len(subset)} of {len(base)} tensors replaced (")
+    assert "keep the base model's weights" in report["summary"]
+
+
+@pytest.mark.parametrize("prefix", ["module.", "transformer."])
+def test_a_prefixed_file_from_distributed_training_loads(checkpoint_copy: Path, prefix) -> None:
+    path = checkpoint_copy / "videoscene" / "model.safetensors"
+    distilled = load_file(path)
+    save_file({prefix + k: v for k, v in distilled.items()}, path)
+    transformer = _base_transformer(checkpoint_copy)
+    match = load_distilled_weights(transformer, path)
+    assert match.complete and match.prefix == prefix
+    assert f"(key prefix {prefix!r} stripped)" in match.summary()
+    for key, value in transformer.state_dict().items():
+        torch.testing.assert_close(value, distilled[key], check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("extra", "1 unexpected keys (e.g. lora_A.weight)"),
+        ("shape", "proj_out.bias: (3,) instead of (64,)"),
+        ("empty", "it holds no tensors at all"),
+        ("foreign", "none of its 2 keys is a key of the model (e.g. unet.a, unet.b)"),
+        ("integer", "non-float tensors: proj_out.bias (I64)"),
+    ],
+)
+def test_files_that_do_not_fit_are_refused_by_name(
+    checkpoint_copy: Path, damage: str, expected: str
+) -> None:
     path = checkpoint_copy / "videoscene" / "model.safetensors"
     weights = load_file(path)
     if damage == "extra":
         weights["lora_A.weight"] = torch.zeros(2)
-    elif damage == "missing":
-        del weights["proj_out.weight"]
-    else:
+    elif damage == "shape":
         weights["proj_out.bias"] = torch.zeros(3)
+    elif damage == "empty":
+        weights = {}
+    elif damage == "foreign":
+        weights = {"unet.a": torch.zeros(1), "unet.b": torch.zeros(1)}
+    else:
+        weights["proj_out.bias"] = torch.zeros(64, dtype=torch.int64)
     save_file(weights, path)
-    transformer = CogVideoXTransformer3DModel.from_pretrained(
-        checkpoint_copy / "cogvideox-interpolation" / "transformer"
-    )
+    transformer = _base_transformer(checkpoint_copy)
+    before = {k: v.clone() for k, v in transformer.state_dict().items()}
     with pytest.raises(VideoSceneError) as info:
         load_distilled_weights(transformer, path)
-    message = info.value.message
     assert info.value.code == ErrorCode.WEIGHTS_INVALID
-    expected = {
-        "extra": "lora_A.weight",
-        "missing": "proj_out.weight",
-        "shape": "proj_out.bias: (3,)",
-    }
-    assert expected[damage] in message
+    assert expected in info.value.message and str(path) in info.value.message
+    assert "videoscene-backend check" in info.value.hint
+    for key, value in transformer.state_dict().items():  # refused before anything was copied
+        assert torch.equal(value, before[key])
 
 
 def test_corrupt_distilled_weights_are_reported(checkpoint_copy: Path) -> None:
@@ -144,8 +211,37 @@ def test_real_size_configs_on_the_meta_device() -> None:
     assert vae["decoder.conv_in.conv.weight"][1] == 16
 
 
+def test_the_base_projects_subset_on_the_real_size_transformer() -> None:
+    """What a release holding only the base project's fine-tuned projections (CogvideX-
+    Interpolation's finetune.py), saved from a DDP-wrapped model, replaces at real size."""
+    transformer, _ = real_size_state_shapes()
+    assert len(transformer) == 1025
+    subset = {k: v for k, v in transformer.items() if _trained_by_the_base_project(k)}
+    match = match_subset(transformer, {f"module.{k}": v for k, v in subset.items()})
+    # 42 blocks x (to_q, to_v, ff.net.0.proj, ff.net.2) x (weight, bias) + proj_out's two
+    assert (match.replaced, match.total, match.prefix) == (42 * 4 * 2 + 2, 1025, "module.")
+    assert match.groups_replaced() == [
+        "transformer_blocks.*.attn1.to_q",
+        "transformer_blocks.*.attn1.to_v",
+        "transformer_blocks.*.ff.net.0.proj",
+        "transformer_blocks.*.ff.net.2",
+        "proj_out",
+    ]
+    assert match.summary() == (
+        "338 of 1,025 tensors replaced (transformer_blocks.*.attn1.to_q, "
+        "transformer_blocks.*.attn1.to_v, transformer_blocks.*.ff.net.0.proj, "
+        "transformer_blocks.*.ff.net.2, proj_out); the other 687 keep the base model's weights "
+        "(key prefix 'module.' stripped)"
+    )
+    wrong = dict(subset, **{"proj_out.weight": (64, 4096)})
+    with pytest.raises(
+        WeightsMismatch, match=r"proj_out.weight: \(64, 4096\) instead of \(64, 3072\)"
+    ):
+        match_subset(transformer, wrong)
+
+
 def test_tiny_checkpoint_keys_match_what_the_loader_expects(tmp_path: Path) -> None:
-    """The file's keys are the diffusers transformer's keys, exactly (the loader is strict)."""
+    """The tiny release holds the diffusers transformer's keys, all of them (a full release)."""
     from diffusers import CogVideoXTransformer3DModel
 
     root = make_tiny_checkpoint(tmp_path, seed=1)

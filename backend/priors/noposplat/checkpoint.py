@@ -1,4 +1,4 @@
-"""Where the NoPoSplat checkpoint is looked for, and the error when it is absent."""
+"""Where the NoPoSplat checkpoint is looked for, how it is read, and how `check` reports it."""
 
 from __future__ import annotations
 
@@ -7,18 +7,25 @@ from pathlib import Path
 
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
-CHECKPOINT_REPO = "botaoye/NoPoSplat"
-CHECKPOINT_DIR = "noposplat"  # under the checkpoints folder; `download` writes it there
-CHECKPOINT_NAME = "mixRe10kDl3dv_512x512.ckpt"
-SOURCE = f"the NoPoSplat release on the Hugging Face hub (repository {CHECKPOINT_REPO})"
+from ...weights.lightning import LightningCheckpoint, read_lightning_checkpoint
+from ...weights.report import INVALID, MISSING, OK, CheckRow
+from ...weights.sources import NOPOSPLAT_CHECKPOINT, NOPOSPLAT_FILE, SOURCES
+from ...weights.state_dict import exact_problems
+
+SOURCE = SOURCES["noposplat"]
+ENV_OVERRIDE = "VIDEOSCENE_NOPOSPLAT_CKPT"
+HINT = (
+    f"Download {NOPOSPLAT_FILE} again from {SOURCE.repo} on {SOURCE.host} "
+    "(`videoscene-backend download --what noposplat`)."
+)
 
 
 def default_checkpoint_path(checkpoints_dir: Path) -> Path:
-    return Path(checkpoints_dir) / CHECKPOINT_DIR / CHECKPOINT_NAME
+    return Path(checkpoints_dir) / NOPOSPLAT_CHECKPOINT
 
 
 def find_checkpoint(checkpoints_dir: Path) -> Path | None:
-    override = os.environ.get("VIDEOSCENE_NOPOSPLAT_CKPT")
+    override = os.environ.get(ENV_OVERRIDE)
     candidates = [Path(override)] if override else []
     candidates.append(default_checkpoint_path(checkpoints_dir))
     return next((path for path in candidates if path.is_file()), None)
@@ -27,49 +34,79 @@ def find_checkpoint(checkpoints_dir: Path) -> Path | None:
 def missing_checkpoint_error(checkpoints_dir: Path) -> VideoSceneError:
     return VideoSceneError(
         ErrorCode.WEIGHTS_MISSING,
-        f"The NoPoSplat checkpoint {default_checkpoint_path(checkpoints_dir)} is missing (from {SOURCE}).",
+        f"The NoPoSplat checkpoint {default_checkpoint_path(checkpoints_dir)} is missing "
+        f"(from {SOURCE.describe()}).",
         "Run `videoscene-backend download --what noposplat`, or use prior 'auto' or 'stereo'.",
     )
 
 
-def load_network(path: Path, config=None, device: str = "cpu"):
-    """The network with the checkpoint's weights, loaded strictly: the "encoder." keys of the
-    Lightning state_dict (training-only parts beside them, such as loss networks, are ignored)."""
+def _meta_network(config):
     import torch
 
-    from ...video.checkpoints import state_dict_problems
-    from .network import CHECKPOINT_PREFIX, REAL_CONFIG, NoPoSplatNet
+    from .network import REAL_CONFIG, NoPoSplatNet
 
-    config = config or REAL_CONFIG
-    hint = f"Download {CHECKPOINT_NAME} again from {SOURCE} (`videoscene-backend download --what noposplat`)."
-    try:
-        # weights_only: a checkpoint is never allowed to run code; mmap: the 2.3 GB file is not
-        # copied into memory before the network takes its tensors.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # truncated file, not a torch file, or pickled Python objects
-        raise VideoSceneError(
-            ErrorCode.WEIGHTS_INVALID,
-            f"Cannot read {path} as a weights-only torch checkpoint: {exc}",
-            hint,
-        ) from exc
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise VideoSceneError(ErrorCode.WEIGHTS_INVALID, f"{path} holds no state_dict.", hint)
+    with torch.device("meta"):
+        return NoPoSplatNet(config or REAL_CONFIG)
+
+
+def _network_weights(path: Path, network) -> tuple[dict, LightningCheckpoint]:
+    """The checkpoint's "encoder." tensors, matched strictly against the (meta) network's keys
+    (training-only entries beside them, such as loss networks, are ignored). Raises ValueError."""
+    from .network import CHECKPOINT_PREFIX
+
+    checkpoint = read_lightning_checkpoint(path, mmap=True)
     weights = {
         key[len(CHECKPOINT_PREFIX) :]: value
-        for key, value in state.items()
+        for key, value in checkpoint.state_dict.items()
         if key.startswith(CHECKPOINT_PREFIX)
     }
-    with torch.device("meta"):
-        network = NoPoSplatNet(config)
-    expected = {key: value.shape for key, value in network.state_dict().items()}
-    problems = state_dict_problems(expected, {key: value.shape for key, value in weights.items()})
+    expected = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    problems = exact_problems(expected, {key: tuple(value.shape) for key, value in weights.items()})
     if problems:
-        raise VideoSceneError(
-            ErrorCode.WEIGHTS_INVALID,
-            f"{path} does not match the NoPoSplat network: " + "; ".join(problems),
-            hint,
-        )
+        raise ValueError(f"{path} does not match the NoPoSplat network: " + "; ".join(problems))
+    return weights, checkpoint
+
+
+def load_network(path: Path, config=None, device: str = "cpu"):
+    """The network with the checkpoint's weights. The Lightning checkpoint is read without
+    running its pickle (backend/weights/lightning.py) and mapped, not copied, into memory."""
+    network = _meta_network(config)
+    try:
+        weights, _ = _network_weights(path, network)
+    except ValueError as exc:
+        raise VideoSceneError(ErrorCode.WEIGHTS_INVALID, str(exc), HINT) from exc
     # assign: the meta network takes the (mapped) tensors themselves, no second copy
     network.load_state_dict(weights, strict=True, assign=True)
     return network.eval().requires_grad_(False).to(device)
+
+
+def inspect_checkpoint(checkpoints_dir: Path, config=None) -> CheckRow:
+    """The `check` row: present? readable without running code? keys and shapes right?"""
+    path = find_checkpoint(checkpoints_dir)
+    shown = NOPOSPLAT_CHECKPOINT if path is None else _shown_path(path, checkpoints_dir)
+    row = {
+        "path": shown,
+        "needed_for": "the NoPoSplat prior (prior 'auto' falls back to the stereo prior)",
+        "required": False,
+        "source": SOURCE.describe(),
+    }
+    if path is None:
+        return CheckRow(status=MISSING, what="NoPoSplat Lightning checkpoint", **row)
+    try:
+        weights, checkpoint = _network_weights(path, _meta_network(config))
+    except ValueError as exc:
+        return CheckRow(status=INVALID, what=str(exc), **row)
+    others = len(checkpoint.state_dict) - len(weights)
+    what = f"NoPoSplat network: {len(weights):,} tensors under 'encoder.'"
+    if others:
+        what += f", {others:,} training-only tensors ignored"
+    if checkpoint.stand_ins:
+        what += f"; inert stand-ins for {', '.join(checkpoint.stand_ins)}"
+    return CheckRow(status=OK, what=what, **row)
+
+
+def _shown_path(path: Path, checkpoints_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path(checkpoints_dir).resolve()))
+    except ValueError:  # given by the environment variable, outside the folder
+        return f"{path} (${ENV_OVERRIDE})"
