@@ -547,6 +547,7 @@ def request_probes(rng: random.Random) -> Iterator[Probe]:
                 ("release_models", "released"),
                 ("fetch", "unknown_job"),
                 ("cancel", "unknown_job"),
+                ("check_weights", "weights_report"),
             ]
         )
         job_id = new_id() if kind in ("fetch", "cancel") else None

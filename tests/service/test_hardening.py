@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -284,6 +285,23 @@ def test_a_duplicate_job_id_is_refused_addressed(client, service) -> None:
     socket.close()
     assert error["body"]["code"] == "bad_message" and error["job_id"] == job
     assert error["body"]["reply_to"] == message.msg_id
+
+
+def test_concurrent_weights_checks_share_one_check(service) -> None:
+    socket = raw_socket(service.address)
+    requests = [Message("check_weights") for _ in range(5)]
+    for request in requests:
+        socket.send_multipart(encode(request))
+    wanted = {request.msg_id for request in requests}
+    seen = replies(
+        socket,
+        lambda s: wanted <= {e["body"].get("reply_to") for e in s if e["type"] == "weights_report"},
+        timeout_s=120,
+    )
+    socket.close()
+    assert all(e["type"] == "weights_report" for e in seen)
+    assert not [t for t in threading.enumerate() if t.name == "videoscene-check-weights"][1:]
+    serves_the_next_job(service.address)
 
 
 # ---- watchers ---------------------------------------------------------------------------------
