@@ -9,7 +9,7 @@ categories below, interleaved, and finally checks that the backend still serves 
 
 Categories: crafted ids (paths, NUL, surrogates, emoji, long, empty; in job_id, msg_id and
 scene_id), image bombs (PNG/JPEG headers declaring huge sizes or chunks, truncated and damaged
-files, other formats), envelope shapes that used to get unaddressed or `internal` replies
+files, other formats; PLY files declaring a billion vertices), envelope shapes that used to get unaddressed or `internal` replies
 (nesting, NaN/Infinity, 5000-digit numbers, over 1 MiB, huge shapes, bad versions, wrong field
 types, unknown and server-only types), param nonsense (the params spec), byte mutations of
 valid messages, well-formed requests, and a second client fetching a running job.
@@ -216,10 +216,29 @@ def image_bombs() -> dict[str, bytes]:
     }
 
 
+PLY_BOMBS = {
+    "ply_claims_1e9_vertices": b"ply\nformat binary_little_endian 1.0\nelement vertex 1000000000\n"
+    b"property float x\nproperty float y\nproperty float z\nend_header\n" + b"\0" * 64,
+    "ply_truncated_ascii": b"ply\nformat ascii 1.0\nelement vertex 5\nproperty float x\nend_header\n1\n",
+    "ply_garbage": b"not a ply at all",
+}
+
+
 def bomb_probes(rng: random.Random) -> Iterator[Probe]:
     bombs = list(image_bombs().items())
     valid = real_png()
     while True:
+        if rng.random() < 0.15:  # a scene file instead of photos
+            name, ply = rng.choice(list(PLY_BOMBS.items()))
+            message = Message(
+                "submit",
+                body={"kind": "load_scene", "params": {}},
+                job_id=new_id(),
+                blobs={"scene.ply": ply},
+            )
+            expect = frozenset({"bad_params", "queue_full"})
+            yield Probe("image_bombs", message_frames(message), message.msg_id, expect, name)
+            continue
         name, bomb = rng.choice(bombs)
         first, second = (bomb, valid) if rng.random() < 0.5 else (valid, bomb)
         message = Message(
@@ -722,6 +741,15 @@ def status_ms(address: str, repeats: int = 5) -> float:
         client.close()
 
 
+def warm_up_weights_check(address: str) -> None:
+    client = BackendClient(address)
+    try:
+        client.connect(timeout_s=60)
+        client.check_weights(timeout_s=300)
+    finally:
+        client.close()
+
+
 def worker_health(address: str) -> dict:
     client = BackendClient(address)
     try:
@@ -755,6 +783,7 @@ def fuzz(
     tally = Tally()
     rng = random.Random(seed)
     scene_id = watched_build(address, tally)
+    warm_up_weights_check(address)  # its one-time imports (diffusers) are not growth
     idle_ms = status_ms(address)
     rss_start = rss()
     generators = categories(rng, scene_id)
