@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README:
 #   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos
-#   bash dev.sh test   installs the backend, test tools and bpy into .venv, runs ruff and the tests
+#   bash dev.sh test   installs the backend, the pool extra (Ray), test tools and bpy into .venv,
+#                      runs ruff and the tests
 # VENV=/path overrides the virtual environment's location.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,7 +38,7 @@ case "${1:-}" in
     ;;
   test)
     ensure_venv
-    install backend test addon-test
+    install backend pool test addon-test
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     # bpy and torch are tested in separate processes: each bundles native libraries of its own.

@@ -39,12 +39,14 @@ def _serve(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        executor = _pool_executor(args) if args.pool else None  # None: one local worker
         service = BackendService(
             args.bind,
             args.output_dir or default_output_dir(),
             args.checkpoints or checkpoints_dir(),
             keys_dir=args.keys_dir,
             max_queue=args.max_queue,
+            executor=executor,
         )
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
@@ -57,6 +59,18 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(signal_number, lambda *_: service.stop())
     service.serve_forever()
     return 0
+
+
+def _pool_executor(args: argparse.Namespace):
+    """`--pool ray[:ADDRESS]`: jobs run on Ray Serve replicas (docs/pool.md). Imports Ray."""
+    from .service.pool import PoolConfig, parse_pool_option, start_pool
+
+    config = PoolConfig(
+        address=parse_pool_option(args.pool),
+        checkpoints_dir=args.checkpoints or checkpoints_dir(),
+        replicas=args.replicas,
+    )
+    return start_pool(config)
 
 
 def _short_request(args: argparse.Namespace, request) -> int:
@@ -116,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)"
     )
     serve.add_argument("--max-queue", type=int, default=16)
+    serve.add_argument(
+        "--pool",
+        default=None,
+        metavar="ray[:ADDRESS]",
+        help="run jobs on Ray Serve replicas: 'ray' starts Ray on this machine, "
+        "'ray:HEAD_HOST:6379' joins a cluster (docs/pool.md; needs the pool extra)",
+    )
+    serve.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="pool replicas (default: one per GPU in the cluster, else 1)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
 

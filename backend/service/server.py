@@ -1,5 +1,6 @@
 """The socket loop: one ROUTER socket, a dispatch table of client messages, replies addressed to
-the request they answer, heartbeats, and supervision of the worker thread (worker.py).
+the request they answer, heartbeats; jobs run on an executor (executor.py: one supervised local
+worker thread by default, Ray Serve replicas with `serve --pool`), which the loop supervises.
 
 Only the loop thread touches the socket. No message can stop the loop: each one is handled
 inside its own try and answered (an error with a code, addressed by `reply_to` and `job_id`
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -36,22 +38,22 @@ from videoscene_protocol.wire import (
 )
 
 from ..models import ModelCache
-from ..pipeline.contract import JobRequest
+from ..pipeline.contract import JobOutput, JobRequest
 
 # Imported with the module, not at the first message: the handlers import torch, which takes
 # seconds the socket loop must not spend while clients wait for heartbeats.
 from ..pipeline.registry import HANDLERS
 from ..scene.store import SceneStore
 from . import journal, results
+from .executor import STOP_JOIN_S, JobExecutor, LocalExecutor
+from .jobs import Job, JobContextImpl, Outbox, as_error, forget_safely, store_failure
 from .security import configure_security
-from .worker import Job, Services, Worker, store_failure
 
 log = logging.getLogger("videoscene.backend")
 
 POLL_MS = 50
 RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
 MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
-SHUTDOWN_JOIN_S = 60.0  # how long a stop waits for the running job to notice its cancellation
 MAX_WEIGHTS_CHECK_WAITERS = 64  # check_weights requests answered by the check in flight
 
 MessageHandler = Callable[[bytes, Message], None]
@@ -66,6 +68,7 @@ class BackendService:
         keys_dir: Path | str | None = None,
         max_queue: int = 16,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        executor: JobExecutor | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
         results.jobs_root(self.output_dir).mkdir(parents=True, exist_ok=True)
@@ -79,22 +82,17 @@ class BackendService:
             self.models = ModelCache()
             self.scenes = SceneStore()
             self._jobs: OrderedDict[str, Job] = OrderedDict()
-            # (event, job, payload): "progress" and "finished" of a job, "weights_checked"
-            self._outbox: queue.Queue[tuple[str, Job | None, Any]] = queue.Queue()
-            self._worker = Worker(
-                Services(
-                    self.output_dir, self.checkpoints_dir, self.models, self.scenes, self._outbox
-                ),
-                HANDLERS,
-            )
+            self._outbox: Outbox = queue.Queue()
+            self._executor: JobExecutor = executor or LocalExecutor()
             self._clients: dict[bytes, float] = {}
             self._stop = threading.Event()
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
-            self._device = _device_name()
             self._open_socket(bind, keys_dir)
         except BaseException:
             self._folder_lock.release()
+            if executor is not None:
+                executor.stop()  # a pool already deployed its replicas
             raise
         self._handlers: dict[str, MessageHandler] = {
             "hello": self._on_hello,
@@ -145,7 +143,7 @@ class BackendService:
 
     # ---- lifecycle -----------------------------------------------------------------------
     def serve_forever(self) -> None:
-        self._worker.start()
+        self._executor.start(self)
         log.info(
             "VideoScene backend %s listening on %s, results in %s",
             PROTOCOL_VERSION,
@@ -159,7 +157,7 @@ class BackendService:
                     if self._socket.poll(POLL_MS, zmq.POLLIN):
                         self._receive_some()
                     self._flush_outbox()
-                    self._supervise_worker()
+                    self._executor.supervise()
                     now = time.monotonic()
                     if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                         self._heartbeat(now)
@@ -174,14 +172,13 @@ class BackendService:
         self._stop.set()
 
     def _shutdown(self) -> None:
-        """Interrupt the jobs, join the worker, tell the watchers, close the socket, unlock."""
+        """Interrupt the jobs, stop the executor, tell the watchers, close the socket, unlock."""
         try:
             for job in list(self._jobs.values()):
                 self._interrupt(job)
-            if not self._worker.stop(SHUTDOWN_JOIN_S):
-                log.warning("the running job did not stop within %.0f s", SHUTDOWN_JOIN_S)
+            self._executor.stop()
             if self._weights_check is not None:
-                self._weights_check.join(SHUTDOWN_JOIN_S)
+                self._weights_check.join(STOP_JOIN_S)
             self._flush_outbox()
         except Exception:
             log.exception("error while stopping")
@@ -197,6 +194,7 @@ class BackendService:
         elif job.state == "running":
             job.shutting_down = True
             job.cancel.set()
+            self._executor.cancel(job)
 
     # ---- receiving -----------------------------------------------------------------------
     def _receive_some(self) -> None:
@@ -304,7 +302,7 @@ class BackendService:
         body = {
             "version": PROTOCOL_VERSION,
             "server": "videoscene-backend",
-            "device": self._device,
+            "device": self._executor.describe()["device"],
             "job_kinds": sorted(HANDLERS),
             "max_message_bytes": self.max_message_bytes,
             "max_queue": self.max_queue,
@@ -344,7 +342,7 @@ class BackendService:
         job.watch(identity)
         self._jobs[job_id] = job
         self._forget_old_jobs()
-        self._worker.put(job)
+        self._executor.submit(job)
         log.info("job %s queued: %s (%d waiting)", job_id, kind, waiting + 1)
         self._reply(identity, message, "accepted", {"state": "queued", "position": waiting}, job_id)
 
@@ -358,6 +356,7 @@ class BackendService:
                 "It may have finished already; fetch it.",
             )
         job.cancel.set()
+        self._executor.cancel(job)
         if job.claim("queued", "cancelled"):
             job.request = JobRequest(job_id, job.kind, {})  # drop the inputs' memory
             error = VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started.")
@@ -394,7 +393,6 @@ class BackendService:
         running = next((job for job in self._jobs.values() if job.state == "running"), None)
         body = {
             "version": PROTOCOL_VERSION,
-            "device": self._device,
             "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
             "running": None
             if running is None
@@ -404,17 +402,18 @@ class BackendService:
                 "stage": running.stage,
                 "fraction": running.fraction,
             },
-            "worker": {"alive": self._worker.alive, "restarts": self._worker.restarts},
-            "models": self.models.loaded(),
-            "scenes": self.scenes.ids(),
+            **self._executor.describe(),  # device, models, scenes (+ worker, or the pool)
             "output_dir": str(self.output_dir),
         }
         self._reply(identity, message, "status_reply", body)
 
     def _on_release(self, identity: bytes, message: Message) -> None:
-        released = self.models.release()
-        log.info("released models: %s", released or "none loaded")
-        self._reply(identity, message, "released", {"released": released})
+        def reply(released: list[str]) -> None:  # called by the executor, from any thread
+            log.info("released models: %s", released or "none loaded")
+            answer = Message("released", body={"released": released, "reply_to": message.msg_id})
+            self._outbox.put(("reply", None, (identity, answer)))
+
+        self._executor.release_models(reply)
 
     def _on_check_weights(self, identity: bytes, message: Message) -> None:
         """Verify the installed weights (backend/check.py) on a thread of its own, so the loop
@@ -457,6 +456,9 @@ class BackendService:
             except queue.Empty:
                 return
             try:
+                if event == "reply":  # a short request answered from another thread
+                    self._send(*payload)
+                    continue
                 if event == "weights_checked":
                     self._answer_weights_check(*payload)
                     continue
@@ -481,17 +483,6 @@ class BackendService:
             for job_id in finished[:excess]:
                 del self._jobs[job_id]
 
-    def _supervise_worker(self) -> None:
-        job = self._worker.revive()
-        if job is not None and job.claim("running", "failed"):
-            error = VideoSceneError(
-                ErrorCode.INTERNAL,
-                f"The worker thread died while running this job ({self._worker.last_death}).",
-                "This is a backend bug; the backend log says more. The worker was restarted: "
-                "submit the job again.",
-            )
-            self._outbox.put(("finished", job, store_failure(self.output_dir, job, error)))
-
     def _heartbeat(self, now: float) -> None:
         beat = Message("heartbeat", body={"time": time.time()})
         for identity, heard in list(self._clients.items()):
@@ -499,6 +490,56 @@ class BackendService:
                 del self._clients[identity]
             else:
                 self._send(identity, beat)
+
+    # ---- the executor's side (JobHost, executor.py): called from its threads -----------------
+    def job_context(self, job: Job) -> JobContextImpl:
+        """The job starts: journalled as running, an empty work folder (a retried attempt
+        starts afresh), a context whose progress reaches the job's watchers."""
+        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running")
+        work_dir = results.partial_dir(self.output_dir, job.job_id)
+        if work_dir.is_symlink():
+            work_dir.unlink()
+        elif work_dir.exists():
+            shutil.rmtree(work_dir)
+        work_dir.mkdir(parents=True)
+        job.started = time.perf_counter()
+        return JobContextImpl(
+            job, work_dir, self.models, self.scenes, self.checkpoints_dir, self._outbox
+        )
+
+    def finish_job(self, job: Job, output: JobOutput | None, error: BaseException | None) -> None:
+        """Publish the job's result or failure and tell its watchers; never raises. A job that
+        already ended (cancelled while queued, interrupted by a stop) keeps its record."""
+        if not job.active:
+            return
+        record = None
+        try:
+            if output is not None:
+                try:
+                    record = results.write_result(self.output_dir, job.job_id, job.kind, output)
+                except Exception as exc:  # e.g. NaN in meta, an unsafe file name: a bug
+                    error = exc
+                else:
+                    job.settle("done")
+                    forget_safely(self.output_dir, job.job_id)
+                    log.info("job %s done in %.1f s", job.job_id, time.perf_counter() - job.started)
+            if record is None:
+                failure = as_error(
+                    error or RuntimeError("the job ended without a result"), job.job_id
+                )
+                if job.shutting_down and failure.code == ErrorCode.CANCELLED:
+                    failure = journal.interrupted_error("running")
+                job.settle("cancelled" if failure.code == ErrorCode.CANCELLED else "failed")
+                record = store_failure(self.output_dir, job, failure)
+                log.warning("job %s %s: %s", job.job_id, job.state, failure)
+        except Exception:  # nothing above should raise; if it does, the watchers still hear
+            log.exception("job %s: could not publish its outcome", job.job_id)
+            job.settle("failed")
+            bug = VideoSceneError(ErrorCode.INTERNAL, "The job's outcome could not be stored.")
+            record = results.failure_record(job.job_id, job.kind, bug, "failed")
+        finally:
+            job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
+        self._outbox.put(("finished", job, record))
 
 
 def _required_job_id(message: Message) -> str:
@@ -515,14 +556,6 @@ def _error_fields(record: dict) -> dict[str, str]:
     return {key: str(record.get(key, "")) for key in ("code", "message", "hint")}
 
 
-def _device_name() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-
-
 @dataclass
 class ServiceHandle:
     service: BackendService
@@ -532,7 +565,7 @@ class ServiceHandle:
     def address(self) -> str:
         return self.service.address
 
-    def stop(self, timeout_s: float = SHUTDOWN_JOIN_S + 10) -> None:
+    def stop(self, timeout_s: float = STOP_JOIN_S + 10) -> None:
         self.service.stop()
         self.thread.join(timeout_s)
 
