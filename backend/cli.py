@@ -53,11 +53,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: service.stop())  # finish cleanly, keep results
-    try:
-        service.serve_forever()
-    except KeyboardInterrupt:
-        service.stop()
+    # SIGTERM and Ctrl-C stop the loop; serve_forever then interrupts the jobs (they read as
+    # `interrupted`), joins the worker, closes the socket and returns: exit code 0.
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda *_: service.stop())
+    service.serve_forever()
     return 0
 
 
@@ -172,7 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    finally:
+        _stop_zmq_garbage_collector()
+
+
+def _stop_zmq_garbage_collector() -> None:
+    """End pyzmq's zero-copy bookkeeping thread (and its zmq context) now, once every socket of
+    ours is closed, rather than from an exit handler while the interpreter is finalizing: no
+    native thread outlives the command (the services and clients stop and join their own)."""
+    garbage = sys.modules.get("zmq.utils.garbage")
+    if garbage is not None:
+        garbage.gc.stop()
 
 
 if __name__ == "__main__":

@@ -4,4 +4,4 @@ Standard library + numpy + pyzmq only: this package is vendored into the Blender
 Use relative imports inside it so it works wherever it is vendored.
 """
 
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.3"

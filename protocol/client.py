@@ -7,8 +7,10 @@ thread with a client of its own) and wait() (for scripts and tests, never for th
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +20,17 @@ import zmq
 
 from . import PROTOCOL_VERSION, versions
 from .errors import ErrorCode, VideoSceneError
-from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, decode, encode
+from .wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_MISSES,
+    Message,
+    decode,
+    encode,
+)
 
-CLIENT_PING_INTERVAL_S = 1.0
+REMEMBERED_JOB_MESSAGES = 1024  # msg_id -> job_id of recent submit/cancel/fetch, to address errors
+REMEMBERED_HELLOS = 64
 
 
 @dataclass
@@ -97,6 +107,9 @@ DEFAULT_MAX_FETCH_FRAMES = 64
 
 
 class BackendClient:
+    """heartbeat_timeout_s: silence after which the backend counts as dead; by default the
+    welcome's heartbeat_interval_s x heartbeat_misses (the protocol's 0.5 s x 6 = 3 s)."""
+
     def __init__(
         self,
         address: str = "tcp://127.0.0.1:5557",
@@ -104,13 +117,16 @@ class BackendClient:
         server_public_key: str | None = None,
         client_public_key: str | None = None,
         client_secret_key: str | None = None,
-        heartbeat_timeout_s: float = 5.0,
+        heartbeat_timeout_s: float | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.address = address
-        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self._fixed_heartbeat_timeout_s = heartbeat_timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s or HEARTBEAT_INTERVAL_S * HEARTBEAT_MISSES
+        self.ping_interval_s = HEARTBEAT_INTERVAL_S
         self.max_message_bytes = max_message_bytes
-        self._context = zmq.Context.instance()
+        # A context of its own, ended by close(): no zmq thread outlives the client.
+        self._context = zmq.Context()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
         self._socket.setsockopt(zmq.LINGER, 1000)
@@ -130,11 +146,14 @@ class BackendClient:
         self._last_heard = 0.0
         self._last_ping = 0.0
         self._pending: list[Event] = []
+        self._awaited: set[str] = set()  # msg_ids of short requests waiting for their reply
         self._replies: dict[str, Message] = {}
         # request_frames ids -> (job id, kind, first); blocking fetch_frames answers land in
         # _frame_answers instead of the event list.
         self._frame_requests: dict[str, tuple[str, str, int]] = {}
         self._frame_answers: dict[str, FramesEvent | None] = {}
+        self._hellos: OrderedDict[str, None] = OrderedDict()
+        self._job_messages: OrderedDict[str, str] = OrderedDict()
         self.welcome: dict = {}
 
     # ---- connection --------------------------------------------------------------------
@@ -143,18 +162,37 @@ class BackendClient:
         return self._connected
 
     def connect(self, timeout_s: float = 5.0) -> dict:
+        """Say hello and wait for the welcome. Repeated short attempts (the add-on's) also take
+        the welcome answering an earlier attempt's hello."""
         hello = Message(
             "hello", body={"client": "videoscene_protocol", "version": PROTOCOL_VERSION}
         )
-        reply = self._request(hello, timeout_s, expect="welcome")
+        self._hellos[hello.msg_id] = None
+        while len(self._hellos) > REMEMBERED_HELLOS:
+            self._awaited.discard(self._hellos.popitem(last=False)[0])
+        reply = self._request(hello, timeout_s, expect="welcome", answers=self._hellos)
+        for msg_id in self._hellos:
+            self._awaited.discard(msg_id)
+            self._replies.pop(msg_id, None)
+        self._hellos.clear()
         self.welcome = reply.body
+        self._use_heartbeat_settings(reply.body)
         self._connected = True
         self._last_heard = time.monotonic()
         return reply.body
 
+    def _use_heartbeat_settings(self, welcome: dict) -> None:
+        interval, misses = welcome.get("heartbeat_interval_s"), welcome.get("heartbeat_misses")
+        if _positive_number(interval, 60):
+            self.ping_interval_s = float(interval)
+            if self._fixed_heartbeat_timeout_s is None and _positive_number(misses, 100):
+                self.heartbeat_timeout_s = float(interval) * float(misses)
+
     def close(self) -> None:
         self._connected = False
         self._socket.close(linger=200)
+        if not self._context.closed:
+            self._context.term()
 
     # ---- jobs (non-blocking) -----------------------------------------------------------
     def submit(
@@ -167,7 +205,7 @@ class BackendClient:
         if self.welcome:  # refuse before sending when the backend is too old for this kind
             versions.check_backend(kind, self.welcome.get("version"))
         job_id = uuid.uuid4().hex
-        self._send(
+        self._send_about_job(
             Message(
                 "submit",
                 body={"kind": kind, "params": params},
@@ -179,10 +217,12 @@ class BackendClient:
         return job_id
 
     def cancel(self, job_id: str) -> None:
-        self._send(Message("cancel", job_id=job_id))
+        self._send_about_job(Message("cancel", job_id=job_id))
 
     def fetch(self, job_id: str) -> None:
-        self._send(Message("fetch", job_id=job_id))
+        """Watch a job: its progress and result come to this client too (others keep theirs);
+        a finished job's stored outcome is sent again."""
+        self._send_about_job(Message("fetch", job_id=job_id))
 
     # ---- frame ranges (render_video) -----------------------------------------------------
     @property
@@ -228,9 +268,10 @@ class BackendClient:
         """Everything that arrived, as events. A silent backend yields one BACKEND_DEAD error."""
         self._receive(timeout_ms)
         now = time.monotonic()
-        if self._connected and now - self._last_ping >= CLIENT_PING_INTERVAL_S:
-            self._send(Message("heartbeat"))
+        if self._connected and now - self._last_ping >= self.ping_interval_s:
             self._last_ping = now
+            with contextlib.suppress(VideoSceneError):  # a full queue: the silence will tell
+                self._send(Message("heartbeat"))
         if self._connected and now - self._last_heard > self.heartbeat_timeout_s:
             self._connected = False
             self._pending.append(ErrorEvent(None, self._dead_error(now - self._last_heard)))
@@ -285,6 +326,14 @@ class BackendClient:
             "results stay in its output folder and can be fetched after a restart.",
         )
 
+    def _send_about_job(self, message: Message) -> None:
+        """Send, remembering which job the message is about: an error answering it that the
+        backend could not address by job_id still reaches that job (through reply_to)."""
+        self._job_messages[message.msg_id] = message.job_id or ""
+        while len(self._job_messages) > REMEMBERED_JOB_MESSAGES:
+            self._job_messages.popitem(last=False)
+        self._send(message)
+
     def _send(self, message: Message) -> None:
         try:
             self._socket.send_multipart(encode(message), copy=False, flags=zmq.NOBLOCK)
@@ -295,18 +344,31 @@ class BackendClient:
                 "Is the backend running?",
             ) from exc
 
-    def _request(self, message: Message, timeout_s: float, expect: str) -> Message:
-        self._send(message)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._receive(timeout_ms=50)
-            reply = self._replies.pop(message.msg_id, None)
-            if reply is None:
-                continue
-            if reply.type == "error":
-                raise VideoSceneError.from_dict(reply.body)
-            if reply.type == expect:
-                return reply
+    def _request(
+        self,
+        message: Message,
+        timeout_s: float,
+        expect: str,
+        answers: OrderedDict[str, None] | None = None,
+    ) -> Message:
+        """Send and wait for the reply addressed to it (or to any msg_id in `answers`)."""
+        accepted = answers if answers is not None else {message.msg_id: None}
+        self._awaited.add(message.msg_id)
+        try:
+            self._send(message)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                self._receive(timeout_ms=50)
+                for msg_id in [m for m in accepted if m in self._replies]:
+                    reply = self._replies.pop(msg_id)
+                    if reply.type == "error":
+                        raise VideoSceneError.from_dict(reply.body)
+                    if reply.type == expect:
+                        return reply
+        finally:
+            if answers is None:
+                self._awaited.discard(message.msg_id)
+                self._replies.pop(message.msg_id, None)
         raise VideoSceneError(
             ErrorCode.TIMEOUT if self._connected else ErrorCode.BACKEND_DEAD,
             f"No {expect} from the backend at {self.address} within {timeout_s:g} s.",
@@ -328,38 +390,52 @@ class BackendClient:
             self._dispatch(message)
 
     def _dispatch(self, message: Message) -> None:
-        reply_to = message.body.get("reply_to") if isinstance(message.body, dict) else None
+        """Route one backend message: a frames answer, a short request's reply, or an event
+        about a job."""
+        body = message.body
+        reply_to = body.get("reply_to")
         if isinstance(reply_to, str) and reply_to in self._frame_requests:
             self._frames_answer(reply_to, message)
             return
-        if (
-            isinstance(reply_to, str)
-            and message.type in ("welcome", "status_reply", "released", "weights_report", "error")
-            and not message.job_id
-        ):
+        if isinstance(reply_to, str) and reply_to in self._awaited:
             self._replies[reply_to] = message
             return
         job_id = message.job_id
-        if message.type == "heartbeat":
-            return
-        if message.type == "progress":
-            body = message.body
-            self._pending.append(
-                ProgressEvent(
-                    job_id,
-                    str(body.get("stage", "")),
-                    float(body.get("fraction", 0.0)),
-                    str(body.get("message", "")),
-                )
+        if job_id is None and isinstance(reply_to, str):
+            job_id = self._job_messages.get(reply_to) or None
+        try:
+            event = self._event(message.type, job_id, message)
+        except (TypeError, ValueError, AttributeError) as exc:  # a malformed backend message
+            event = ErrorEvent(
+                job_id,
+                VideoSceneError(
+                    ErrorCode.BAD_MESSAGE,
+                    f"The backend sent a malformed {message.type}: {exc}",
+                    "The backend and this client may be of different releases.",
+                ),
             )
-        elif message.type == "result":
-            self._pending.append(ResultEvent(job_id, _result_from(message)))
-        elif message.type == "error":
-            self._pending.append(ErrorEvent(job_id, VideoSceneError.from_dict(message.body)))
-        elif message.type in ("accepted", "cancelled"):
-            self._pending.append(StateEvent(job_id, message.body.get("state", message.type)))
-        elif message.type == "frames_ready":
-            self._pending.append(_frames_ready_from(message))
+        if event is not None:
+            self._pending.append(event)
+
+    @staticmethod
+    def _event(kind: str, job_id: str | None, message: Message) -> Event | None:
+        body = message.body
+        if kind == "progress" and job_id:
+            return ProgressEvent(
+                job_id,
+                str(body.get("stage", "")),
+                float(body.get("fraction", 0.0)),
+                str(body.get("message", "")),
+            )
+        if kind == "result" and job_id:
+            return ResultEvent(job_id, _result_from(message))
+        if kind == "error":  # any code, known or not: the message and hint say what happened
+            return ErrorEvent(job_id, VideoSceneError.from_dict(body))
+        if kind in ("accepted", "cancelled") and job_id:
+            return StateEvent(job_id, str(body.get("state", kind)))
+        if kind == "frames_ready" and job_id:
+            return _frames_ready_from(message)
+        return None  # heartbeats, stray replies to requests no longer awaited
 
     def _frames_answer(self, request_id: str, message: Message) -> None:
         job_id, kind, first = self._frame_requests.pop(request_id)
@@ -393,6 +469,10 @@ class BackendClient:
             self._pending.append(event)
 
 
+def _positive_number(value: object, maximum: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= maximum
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -419,9 +499,9 @@ def _result_from(message: Message) -> JobResult:
     return JobResult(
         job_id=message.job_id or "",
         kind=str(body.get("kind", "")),
-        meta=body.get("meta", {}),
+        meta=dict(body.get("meta", {})),
         arrays=dict(message.arrays),
         blobs={name: bytes(view) for name, view in message.blobs.items()},
-        files=list(body.get("files", [])),
+        files=[str(name) for name in body.get("files", [])],
         job_dir=str(body.get("job_dir", "")),
     )

@@ -1,7 +1,8 @@
 """Error codes shared by the backend and every client.
 
 Each error carries a code (stable, machine-readable), a message (what went wrong) and a hint
-(what the user can do about it). docs/protocol.md lists every code.
+(what the user can do about it). docs/protocol.md lists every code. A code this side does not
+know (a newer peer's) is kept as it came, never refused: see ErrorCode._missing_.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_SCENE = "unknown_scene"
     QUEUE_FULL = "queue_full"
     CANCELLED = "cancelled"
+    INTERRUPTED = (
+        "interrupted"  # the backend stopped (crash, kill, shutdown) while it was queued/running
+    )
     BAD_PARAMS = "bad_params"  # a parameter is missing, of the wrong type or out of range
     BAD_IMAGE = "bad_image"  # undecodable, too small, too large, wrong channel count
     BAD_CAMERA = "bad_camera"  # non-rigid c2w, bad intrinsics, no animation
@@ -38,6 +42,21 @@ class ErrorCode(StrEnum):
     BACKEND_DEAD = "backend_dead"  # heartbeats missed
     TIMEOUT = "timeout"
 
+    @classmethod
+    def _missing_(cls, value: object) -> ErrorCode | None:
+        """A code from a newer peer: an unnamed member that keeps its text, so clients show the
+        message and hint and treat it as a failure instead of crashing on ValueError."""
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = "UNRECOGNIZED"
+        member._value_ = value
+        return member
+
+    @property
+    def known(self) -> bool:
+        return self._name_ != "UNRECOGNIZED"
+
 
 class VideoSceneError(Exception):
     """An error with a code, a message and a hint; the same shape travels on the wire."""
@@ -52,9 +71,14 @@ class VideoSceneError(Exception):
         return {"code": self.code.value, "message": self.message, "hint": self.hint}
 
     @classmethod
-    def from_dict(cls, data: dict) -> VideoSceneError:
+    def from_dict(cls, data: object) -> VideoSceneError:
+        """The error in a peer's reply body; tolerant of missing or mistyped fields."""
+        fields = data if isinstance(data, dict) else {}
+        code, message, hint = (fields.get(key) for key in ("code", "message", "hint"))
         return cls(
-            data.get("code", ErrorCode.INTERNAL), data.get("message", ""), data.get("hint", "")
+            code if isinstance(code, str) and code else ErrorCode.INTERNAL,
+            "" if message is None else str(message),
+            "" if hint is None else str(hint),
         )
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ Within a MAJOR version a MINOR release adds message types and fields; where it c
 job kind returns, the kind names the oldest MINOR that understands it, and both sides refuse
 that kind with `version_mismatch` (naming both versions and who must update) instead of
 handing an older peer a result it cannot read:
-- 1.1: render_video results stream as frame ranges (frames_ready events, fetch_frames) instead
+- 1.3: render_video results stream as frame ranges (frames_ready events, fetch_frames) instead
   of arrays in the result message.
 Standard library only: vendored into the Blender add-on.
 """
@@ -14,19 +14,16 @@ from __future__ import annotations
 
 from . import PROTOCOL_VERSION
 from .errors import ErrorCode, VideoSceneError
+from .wire import VERSION_PATTERN
 
 # Job kind -> the oldest protocol version whose peers understand that kind's results.
-KIND_MIN_VERSION: dict[str, tuple[int, int]] = {"render_video": (1, 1)}
+KIND_MIN_VERSION: dict[str, tuple[int, int]] = {"render_video": (1, 3)}
 
 
 def parse(version: object) -> tuple[int, int] | None:
     """ "1.1" -> (1, 1); None for anything that is not MAJOR.MINOR."""
-    if not isinstance(version, str):
-        return None
-    parts = version.split(".")
-    if len(parts) != 2 or not all(part.isdigit() and len(part) <= 6 for part in parts):
-        return None
-    return int(parts[0]), int(parts[1])
+    match = VERSION_PATTERN.fullmatch(version) if isinstance(version, str) else None
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def _text(version: tuple[int, int]) -> str:

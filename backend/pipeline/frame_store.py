@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,10 +183,10 @@ def check_range_request(job_id: object, body: object) -> tuple[str, str, int, in
     return job_id, kind, first, count
 
 
-def job_frames_folder(output_dir: Path, job_id: str) -> Path | None:
-    """The folder holding the job's frames: the finished job's, else the running job's."""
-    jobs = output_dir / "jobs"
-    for folder in (jobs / job_id, jobs / f".{job_id}.partial"):
+def frames_folder(candidates: Sequence[Path]) -> Path | None:
+    """The first candidate holding frames: the service passes the finished job's folder, then
+    the running job's, both built and checked by its results module."""
+    for folder in candidates:
         if (folder / MANIFEST).is_file():
             return folder
     return None
@@ -204,16 +204,17 @@ def read_manifest(folder: Path) -> FrameManifest:
 
 
 def read_range(
-    output_dir: Path, job_id: str, kind: str, first: int, count: int, max_bytes: int
+    candidates: Sequence[Path], kind: str, first: int, count: int, max_bytes: int
 ) -> FrameRange:
-    """Up to `count` ready frames from `first` (checked arguments, see check_range_request),
-    fewer when their files exceed max_bytes (never fewer than one)."""
+    """Up to `count` ready frames from `first` (checked arguments, see check_range_request) of
+    the first candidate folder with frames, fewer when their files exceed max_bytes (never
+    fewer than one)."""
     for attempt in range(2):  # the running job's folder may be renamed into place meanwhile
-        folder = job_frames_folder(output_dir, job_id)
+        folder = frames_folder(candidates)
         if folder is None:
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB,
-                f"Job {job_id} has no frames.",
+                "This job has no frames.",
                 "Only render_video jobs have frames; a queued job has none yet.",
             )
         try:

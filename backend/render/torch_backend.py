@@ -7,6 +7,11 @@ joins every tile its 3.33-sigma box touches, alpha = min(0.999, opacity * exp(-s
 below 1/255 are skipped, and compositing stops before transmittance would fall to 1e-4.
 Everything on the value path is plain differentiable torch (pose refinement backpropagates
 through it); tile bookkeeping runs without gradients.
+
+gsplat's torch functions are private (`gsplat.cuda._torch_impl`) and the constants below are
+restated from its kernels, so pyproject.toml pins the tested gsplat minor release and
+tests/scene/test_render.py checks the tile assignment against gsplat's torch reference and
+these constants against the kernel sources gsplat ships.
 """
 
 from __future__ import annotations

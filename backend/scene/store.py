@@ -7,6 +7,7 @@ import uuid
 from collections import OrderedDict
 
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.wire import ID_RULE, is_valid_id
 
 from .gaussians import GaussianScene
 
@@ -21,6 +22,12 @@ class SceneStore:
         self._lock = threading.Lock()
 
     def put(self, scene: GaussianScene, scene_id: str | None = None) -> str:
+        if scene_id is not None and not is_valid_id(scene_id):
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"scene_id {scene_id!r:.80} is not a valid id.",
+                f"Use {ID_RULE}.",
+            )
         scene_id = scene_id or uuid.uuid4().hex[:12]
         with self._lock:
             self._scenes[scene_id] = scene

@@ -1,4 +1,10 @@
-"""Job results on disk: written atomically to <output>/jobs/<id>/, read back by fetch."""
+"""Job results on disk: written atomically to <output>/jobs/<id>/, read back by fetch.
+
+Every path here is built by job_path(), which accepts only wire-valid ids (ID_PATTERN) and then
+resolves the path and checks that it is a direct child of <output>/jobs: the wire check keeps
+hostile ids out, this one keeps out anything that slipped past it (a symlink planted in the
+folder, a caller inside the process). Nothing is created, renamed or removed before that check.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +12,89 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from videoscene_protocol.errors import VideoSceneError
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.wire import ID_RULE, is_valid_buffer_name, is_valid_id
 
 from ..pipeline.contract import JobOutput
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
+PARTIAL_SUFFIX = ".partial"
+
+
+def jobs_root(output_dir: Path) -> Path:
+    return Path(output_dir) / "jobs"
+
+
+def job_path(output_dir: Path, job_id: str, pattern: str = "{}") -> Path:
+    """jobs/<pattern.format(job_id)>, refused unless job_id is a valid id and the resolved path
+    is a direct child of the (resolved) jobs folder."""
+    if not is_valid_id(job_id):
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE, f"{job_id!r:.80} is not a valid job id.", f"Use {ID_RULE}."
+        )
+    root = jobs_root(output_dir).resolve()
+    path = root / pattern.format(job_id)  # a link here is replaced, never followed, when written
+    if path.resolve().parent != root:
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            f"The folder of job {job_id} resolves outside {root}.",
+            "Remove the link that points out of the output folder's jobs/ directory.",
+        )
+    return path
 
 
 def partial_dir(output_dir: Path, job_id: str) -> Path:
-    return output_dir / "jobs" / f".{job_id}.partial"
+    return job_path(output_dir, job_id, ".{}" + PARTIAL_SUFFIX)
 
 
 def final_dir(output_dir: Path, job_id: str) -> Path:
-    return output_dir / "jobs" / job_id
+    return job_path(output_dir, job_id)
+
+
+def is_partial_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
 def _publish(partial: Path, final: Path) -> None:
     """Rename the finished folder into place: readers see all of it or nothing."""
-    if final.exists():
+    if final.is_symlink():
+        final.unlink()
+    elif final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
 
 
-def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) -> Path:
+def _fresh_partial(output_dir: Path, job_id: str) -> Path:
     partial = partial_dir(output_dir, job_id)
     partial.mkdir(parents=True, exist_ok=True)
+    return partial
+
+
+def _checked_name(name: str, what: str) -> str:
+    if not is_valid_buffer_name(name):
+        raise VideoSceneError(
+            ErrorCode.INTERNAL,
+            f"A job output {what} is named {name!r:.80}, which is no plain file name.",
+            "This is a backend bug; the backend log has the traceback.",
+        )
+    return name
+
+
+def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) -> dict[str, Any]:
+    """Publish a finished job; returns its record (what read_record gives back)."""
+    partial = _fresh_partial(output_dir, job_id)
     buffers = []
     for name, array in output.arrays.items():
-        np.save(partial / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        buffers.append({"name": name, "kind": "array", "file": f"{name}.npy"})
+        file_name = f"{_checked_name(name, 'array')}.npy"
+        np.save(partial / file_name, np.ascontiguousarray(array), allow_pickle=False)
+        buffers.append({"name": name, "kind": "array", "file": file_name})
+    files = [_checked_name(name, "file") for name in output.files]
     for name, blob in output.blobs.items():
-        file_name = name if name in output.files else f"blob-{name}"
+        file_name = name if name in files else f"blob-{_checked_name(name, 'blob')}"
         if not (partial / file_name).exists():
             (partial / file_name).write_bytes(bytes(blob))
         buffers.append({"name": name, "kind": "blob", "file": file_name})
@@ -48,47 +103,71 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
         "kind": kind,
         "state": "done",
         "meta": output.meta,
-        "files": output.files,
+        "files": files,
         "buffers": buffers,
     }
-    (partial / RESULT_FILE).write_text(json.dumps(record, indent=1))
+    # allow_nan=False: a NaN in meta fails the job here instead of making it unsendable later
+    (partial / RESULT_FILE).write_text(json.dumps(record, indent=1, allow_nan=False))
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
-    return final
+    return {**record, "job_dir": str(final)}
+
+
+def failure_record(job_id: str, kind: str, error: VideoSceneError, state: str) -> dict[str, Any]:
+    return {"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}
 
 
 def write_failure(
     output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str
-) -> Path:
-    partial = partial_dir(output_dir, job_id)
-    partial.mkdir(parents=True, exist_ok=True)
-    (partial / ERROR_FILE).write_text(
-        json.dumps({"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}, indent=1)
-    )
+) -> dict[str, Any]:
+    """Publish a failed, cancelled or interrupted job; returns its record."""
+    partial = _fresh_partial(output_dir, job_id)
+    (partial / RESULT_FILE).unlink(missing_ok=True)  # a result whose publishing failed
+    record = failure_record(job_id, kind, error, state)
+    (partial / ERROR_FILE).write_text(json.dumps(record, indent=1))
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
-    return final
+    return {**record, "job_dir": str(final)}
 
 
 def read_record(output_dir: Path, job_id: str) -> dict | None:
-    """The stored result or failure record of a job, or None when the job is unknown."""
-    if not job_id or "/" in job_id or job_id.startswith("."):
+    """The stored record of a job, or None when the job is unknown (or the id invalid).
+    A damaged record reads as a failure that says so, never as an exception."""
+    if not is_valid_id(job_id):
         return None
     folder = final_dir(output_dir, job_id)
     for name in (RESULT_FILE, ERROR_FILE):
         path = folder / name
-        if path.is_file():
+        if not path.is_file():
+            continue
+        try:
             record = json.loads(path.read_text())
-            record["job_dir"] = str(folder)
-            return record
+            if not isinstance(record, dict) or record.get("job_id") != job_id:
+                raise ValueError("it belongs to another job or is no JSON object")
+        except (OSError, ValueError) as exc:
+            record = failure_record(job_id, "", damaged_error(folder, exc), "failed")
+        record["job_dir"] = str(folder)
+        return record
     return None
 
 
+def damaged_error(folder: Path | str, exc: Exception) -> VideoSceneError:
+    return VideoSceneError(
+        ErrorCode.INTERNAL,
+        f"The stored record in {folder} is damaged: {exc}",
+        "Something changed the job's folder; submit the job again.",
+    )
+
+
 def load_buffers(record: dict) -> tuple[dict[str, np.ndarray], dict[str, bytes]]:
-    folder = Path(record["job_dir"])
+    """The arrays (memory-mapped) and blobs a done record lists; each file must lie inside the
+    job's folder."""
+    folder = Path(record["job_dir"]).resolve()
     arrays, blobs = {}, {}
     for buffer in record.get("buffers", []):
-        path = folder / buffer["file"]
+        path = (folder / buffer["file"]).resolve()
+        if path.parent != folder:
+            raise damaged_error(folder, ValueError(f"buffer file {buffer['file']!r} is outside it"))
         if buffer["kind"] == "array":
             arrays[buffer["name"]] = np.load(path, mmap_mode="r", allow_pickle=False)
         else:

@@ -1,101 +1,64 @@
-"""The socket loop; jobs run on an executor (executor.py: one local worker thread by default).
+"""The socket loop: one ROUTER socket, a dispatch table of client messages, replies addressed to
+the request they answer, heartbeats; jobs run on an executor (executor.py: one supervised local
+worker thread by default, Ray Serve replicas with `serve --pool`), which the loop supervises.
 
-Only the loop thread touches the ROUTER socket. The executor runs the jobs and hands progress
-and results to the loop through a thread-safe queue, so heartbeats, status and cancel are
-answered while a long job runs.
+Only the loop thread touches the socket. No message can stop the loop: each one is handled
+inside its own try and answered (an error with a code, addressed by `reply_to` and `job_id`
+whenever they can be read), and an error anywhere in the loop is logged and the loop goes on.
+Replies: every answer to a client message carries body.reply_to = that message's msg_id; every
+message about a job carries job_id; progress and results go to every client watching the job
+(the submitter and everyone who fetched it while it ran).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import shutil
 import threading
 import time
-import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
 from videoscene_protocol import PROTOCOL_VERSION, versions
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-from videoscene_protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, Message, decode, encode
+from videoscene_protocol.params import JOB_SPECS
+from videoscene_protocol.wire import (
+    CLIENT_FORGET_S,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_MISSES,
+    Message,
+    decode,
+    encode,
+    peek_ids,
+)
 
 from ..models import ModelCache
 from ..pipeline import frame_store
 from ..pipeline.contract import JobOutput, JobRequest
+
+# Imported with the module, not at the first message: the handlers import torch, which takes
+# seconds the socket loop must not spend while clients wait for heartbeats.
+from ..pipeline.registry import HANDLERS
 from ..scene.store import SceneStore
-from . import results
-from .executor import JobExecutor, LocalExecutor
+from . import journal, results
+from .executor import STOP_JOIN_S, JobExecutor, LocalExecutor
+from .jobs import Job, JobContextImpl, Outbox, as_error, forget_safely, store_failure
 from .security import configure_security
 
 log = logging.getLogger("videoscene.backend")
 
-HEARTBEAT_INTERVAL_S = 1.0
-CLIENT_FORGET_S = 60.0
-CLIENT_MESSAGE_TYPES = (
-    "hello",
-    "submit",
-    "cancel",
-    "fetch",
-    "status",
-    "release_models",
-    "heartbeat",
-    "check_weights",
-    "fetch_frames",
-)
-# One weights check at a time: it reads file headers and builds models on the meta device.
-_WEIGHTS_CHECK_LOCK = threading.Lock()
+POLL_MS = 50
+RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
+MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
+MAX_WEIGHTS_CHECK_WAITERS = 64  # check_weights requests answered by the check in flight
 
-
-@dataclass
-class Job:
-    job_id: str
-    kind: str
-    owner: bytes
-    request: JobRequest
-    state: str = "queued"
-    stage: str = ""
-    fraction: float = 0.0
-    cancel: threading.Event = field(default_factory=threading.Event)
-    submitted: float = field(default_factory=time.time)
-    started: float = 0.0  # time.perf_counter() when its context was made
-
-
-class _Context:
-    """The JobContext a handler sees (backend/pipeline/contract.py)."""
-
-    def __init__(self, service: BackendService, job: Job) -> None:
-        self.job_id = job.job_id
-        self.work_dir = results.partial_dir(service.output_dir, job.job_id)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.models = service.models
-        self.scenes = service.scenes
-        self.checkpoints_dir = service.checkpoints_dir
-        self._service = service
-        self._job = job
-        self._logged_stage = ("", -1)
-
-    def progress(self, stage: str, fraction: float, message: str = "") -> None:
-        fraction = min(max(float(fraction), 0.0), 1.0)
-        self._job.stage, self._job.fraction = stage, fraction
-        self._service._outbox.put(
-            ("progress", self._job, {"stage": stage, "fraction": fraction, "message": message})
-        )
-        quarter = int(fraction * 4)
-        if (stage, quarter) != self._logged_stage:
-            self._logged_stage = (stage, quarter)
-            log.info("job %s %-7s %3d%% %s", self.job_id[:8], stage, round(fraction * 100), message)
-
-    def check_cancelled(self) -> None:
-        if self._job.cancel.is_set():
-            raise VideoSceneError(ErrorCode.CANCELLED, f"Job {self.job_id} was cancelled.")
-
-    def frames_ready(self, event: dict[str, Any]) -> None:
-        self._service._outbox.put(("frames_ready", self._job, event))
+MessageHandler = Callable[[bytes, Message], None]
 
 
 class BackendService:
@@ -110,24 +73,76 @@ class BackendService:
         executor: JobExecutor | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
-        (self.output_dir / "jobs").mkdir(parents=True, exist_ok=True)
+        results.jobs_root(self.output_dir).mkdir(parents=True, exist_ok=True)
         self.checkpoints_dir = Path(checkpoints_dir)
         self.max_queue = max_queue
         self.max_message_bytes = max_message_bytes
-        self.models = ModelCache()
-        self.scenes = SceneStore()
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._executor: JobExecutor = executor or LocalExecutor()
-        self._outbox: queue.Queue[tuple[str, Job | bytes, Any]] = queue.Queue()
-        self._clients: dict[bytes, float] = {}
-        self._stop = threading.Event()
+        self._folder_lock = journal.OutputFolderLock(self.output_dir)
+        self._folder_lock.acquire()
+        try:
+            self._recover()
+            self.models = ModelCache()
+            self.scenes = SceneStore()
+            self._jobs: OrderedDict[str, Job] = OrderedDict()
+            self._outbox: Outbox = queue.Queue()
+            self._executor: JobExecutor = executor or LocalExecutor()
+            self._clients: dict[bytes, float] = {}
+            self._stop = threading.Event()
+            self._weights_check: threading.Thread | None = None
+            self._weights_check_waiters: list[tuple[bytes, str]] = []
+            self._open_socket(bind, keys_dir)
+        except BaseException:
+            self._folder_lock.release()
+            if executor is not None:
+                executor.stop()  # a pool already deployed its replicas
+            raise
+        self._handlers: dict[str, MessageHandler] = {
+            "hello": self._on_hello,
+            "submit": self._on_submit,
+            "cancel": self._on_cancel,
+            "fetch": self._on_fetch,
+            "status": self._on_status,
+            "release_models": self._on_release,
+            "check_weights": self._on_check_weights,
+            "heartbeat": self._on_heartbeat,
+            "fetch_frames": self._on_fetch_frames,
+        }
+
+    def _recover(self) -> None:
+        recovery = journal.recover(self.output_dir)
+        if recovery.interrupted or recovery.partials_removed:
+            log.warning(
+                "start-up: %d job(s) interrupted by the last stop (%s), %d orphan work folder(s) removed",
+                len(recovery.interrupted),
+                ", ".join(recovery.interrupted) or "-",
+                recovery.partials_removed,
+            )
+
+    def _open_socket(self, bind: str, keys_dir: Path | str | None) -> None:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 500)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-        self._authenticator = configure_security(self._context, self._socket, bind, keys_dir)
-        self._socket.bind(bind)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        self._authenticator = None
+        try:
+            self._authenticator = configure_security(self._context, self._socket, bind, keys_dir)
+            self._socket.bind(bind)
+        except BaseException as exc:
+            self._close_socket()
+            if isinstance(exc, zmq.ZMQError):
+                raise VideoSceneError(
+                    ErrorCode.BAD_PARAMS,
+                    f"Cannot listen on {bind}: {exc}.",
+                    "Another backend may already be listening there; choose another --bind.",
+                ) from exc
+            raise
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _close_socket(self) -> None:
+        self._socket.close(linger=500)
+        if self._authenticator is not None:
+            self._authenticator.stop()  # joins its thread
+        self._context.term()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -141,125 +156,184 @@ class BackendService:
         last_heartbeat = 0.0
         try:
             while not self._stop.is_set():
-                if self._socket.poll(50, zmq.POLLIN):
-                    self._receive_all()
-                self._flush_outbox()
-                now = time.monotonic()
-                if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
-                    self._heartbeat(now)
-                    last_heartbeat = now
+                try:
+                    if self._socket.poll(POLL_MS, zmq.POLLIN):
+                        self._receive_some()
+                    self._flush_outbox()
+                    self._executor.supervise()
+                    now = time.monotonic()
+                    if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
+                        self._heartbeat(now)
+                        last_heartbeat = now
+                except Exception:
+                    log.exception("error in the socket loop; it goes on")
+                    self._stop.wait(POLL_MS / 1000)  # no busy loop should the error repeat
         finally:
-            self._executor.stop()
-            self._socket.close()
-            if self._authenticator is not None:
-                self._authenticator.stop()
-            self._context.term()
-            log.info("backend stopped")
+            self._shutdown()
 
     def stop(self) -> None:
         self._stop.set()
 
-    # ---- socket side ---------------------------------------------------------------------
-    def _send(self, identity: bytes, message: Message) -> None:
+    def _shutdown(self) -> None:
+        """Interrupt the jobs, stop the executor, tell the watchers, close the socket, unlock."""
         try:
-            self._socket.send_multipart([identity, *encode(message)], copy=False)
-        except zmq.ZMQError as exc:  # an unroutable client is dropped silently by ROUTER
-            log.warning("could not send %s to a client: %s", message.type, exc)
+            for job in list(self._jobs.values()):
+                self._interrupt(job)
+            self._executor.stop()
+            if self._weights_check is not None:
+                self._weights_check.join(STOP_JOIN_S)
+            self._flush_outbox()
+        except Exception:
+            log.exception("error while stopping")
+        finally:
+            self._close_socket()
+            self._folder_lock.release()
+            log.info("backend stopped")
 
-    def _reply_error(
-        self, identity: bytes, error: VideoSceneError, reply_to: str | None, job_id: str | None
-    ) -> None:
-        body = error.to_dict()
-        if reply_to and not job_id:
-            body["reply_to"] = reply_to
-        self._send(identity, Message("error", body=body, job_id=job_id))
+    def _interrupt(self, job: Job) -> None:
+        if job.claim("queued", "failed"):
+            record = store_failure(self.output_dir, job, journal.interrupted_error("queued"))
+            self._outbox.put(("finished", job, record))
+        elif job.state == "running":
+            job.shutting_down = True
+            job.cancel.set()
+            self._executor.cancel(job)
 
-    def _receive_all(self) -> None:
-        while True:
+    # ---- receiving -----------------------------------------------------------------------
+    def _receive_some(self) -> None:
+        deadline = time.monotonic() + RECEIVE_BUDGET_S
+        while time.monotonic() < deadline:
             try:
                 frames = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            identity, payload = frames[0].bytes, frames[1:]
+            identity = frames[0].bytes
             self._clients[identity] = time.monotonic()
-            try:
-                message = decode(payload, self.max_message_bytes)
-                self._handle(identity, message)
-            except VideoSceneError as error:
-                msg_id, job_id = _peek_ids(payload)
-                log.warning("rejected a message: %s", error)
-                self._reply_error(identity, error, msg_id, job_id)
-            except Exception as exc:  # never let one message take the service down
-                log.exception("error while handling a message")
-                self._reply_error(
-                    identity,
-                    VideoSceneError(ErrorCode.INTERNAL, str(exc), "See the backend log."),
-                    None,
-                    None,
+            self._handle(identity, frames[1:])
+
+    def _handle(self, identity: bytes, payload: list[Any]) -> None:
+        """Decode, dispatch, and answer any failure with an addressed error."""
+        message = None
+        try:
+            message = decode(payload, self.max_message_bytes)
+            handler = self._handlers.get(message.type)
+            if handler is None:
+                raise VideoSceneError(
+                    ErrorCode.UNKNOWN_TYPE,
+                    f"{message.type!r} is not a message a client sends.",
+                    f"Clients send: {', '.join(self._handlers)}.",
                 )
+            handler(identity, message)
+        except Exception as exc:
+            reply_to, job_id = (message.msg_id, message.job_id) if message else peek_ids(payload)
+            if isinstance(exc, VideoSceneError):
+                error = exc
+                log.warning("refused a message (job %s): %s", job_id, error)
+            else:
+                log.exception("error while handling a message (job %s)", job_id)
+                error = VideoSceneError(
+                    ErrorCode.INTERNAL,
+                    f"{type(exc).__name__}: {exc}",
+                    "This is a backend bug; the backend log has the traceback.",
+                )
+            self._send_error(identity, error, reply_to, job_id)
 
-    def _handle(self, identity: bytes, message: Message) -> None:
-        handler = {
-            "hello": self._on_hello,
-            "submit": self._on_submit,
-            "cancel": self._on_cancel,
-            "fetch": self._on_fetch,
-            "status": self._on_status,
-            "release_models": self._on_release,
-            "check_weights": self._on_check_weights,
-            "heartbeat": lambda identity, message: None,
-            "fetch_frames": self._on_fetch_frames,
-        }.get(message.type)
-        if handler is None:
-            raise VideoSceneError(
-                ErrorCode.UNKNOWN_TYPE,
-                f"{message.type!r} is not a message a client sends.",
-                f"Clients send: {', '.join(CLIENT_MESSAGE_TYPES)}.",
-            )
-        handler(identity, message)
+    # ---- sending -------------------------------------------------------------------------
+    def _send(self, identity: bytes, message: Message) -> None:
+        try:
+            frames = encode(message)
+        except VideoSceneError as error:  # e.g. a NaN in a body: a backend bug, say so
+            log.error("could not encode a %s (job %s): %s", message.type, message.job_id, error)
+            if message.type != "error":
+                reply_to = message.body.get("reply_to")
+                bug = VideoSceneError(ErrorCode.INTERNAL, error.message, "This is a backend bug.")
+                self._send_error(identity, bug, reply_to, message.job_id)
+            return
+        try:
+            self._socket.send_multipart([identity, *frames], copy=False)
+        except zmq.ZMQError as exc:  # an unroutable client is dropped silently by ROUTER
+            log.warning("could not send %s to a client: %s", message.type, exc)
 
-    def _on_hello(self, identity: bytes, message: Message) -> None:
-        from ..pipeline.registry import HANDLERS
-
+    def _reply(
+        self,
+        identity: bytes,
+        request: Message,
+        kind: str,
+        body: dict[str, Any],
+        job_id: str | None = None,
+    ) -> None:
         self._send(
-            identity,
-            Message(
-                "welcome",
-                body={
-                    "reply_to": message.msg_id,
-                    "version": PROTOCOL_VERSION,
-                    "server": "videoscene-backend",
-                    "device": self._executor.describe()["device"],
-                    "job_kinds": sorted(HANDLERS),
-                    "max_message_bytes": self.max_message_bytes,
-                    "max_queue": self.max_queue,
-                    "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
-                    "max_fetch_frames": frame_store.MAX_FETCH_FRAMES,
-                },
-            ),
+            identity, Message(kind, body={**body, "reply_to": request.msg_id}, job_id=job_id)
         )
 
-    def _on_submit(self, identity: bytes, message: Message) -> None:
-        from ..pipeline.registry import HANDLERS
+    def _send_error(
+        self, identity: bytes, error: VideoSceneError, reply_to: str | None, job_id: str | None
+    ) -> None:
+        body: dict[str, Any] = error.to_dict()
+        if reply_to:
+            body["reply_to"] = reply_to
+        self._send(identity, Message("error", body=body, job_id=job_id))
 
-        job_id, body = message.job_id, message.body
-        if not job_id:
-            raise VideoSceneError(
-                ErrorCode.BAD_MESSAGE, "submit needs a job_id.", "Use a fresh uuid4 hex."
-            )
-        kind, params = body.get("kind"), body.get("params", {})
-        if kind not in HANDLERS:
+    def _record_message(self, record: dict, reply_to: str | None) -> Message:
+        """The message that tells a client how a job ended: result, cancelled or error."""
+        job_id = record["job_id"]
+        addressed = {"reply_to": reply_to} if reply_to else {}
+        state = record.get("state")
+        if state == "done":
+            try:
+                arrays, blobs = results.load_buffers(record)
+            except (OSError, ValueError, KeyError, TypeError, VideoSceneError) as exc:
+                error = results.damaged_error(record["job_dir"], exc)
+                record = results.failure_record(
+                    job_id, str(record.get("kind", "")), error, "failed"
+                )
+                return Message("error", body={**_error_fields(record), **addressed}, job_id=job_id)
+            body = {
+                "kind": record.get("kind", ""),
+                "meta": record.get("meta", {}),
+                "files": record.get("files", []),
+                "job_dir": record.get("job_dir", ""),
+                **addressed,
+            }
+            return Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs)
+        if state == "cancelled":
+            return Message("cancelled", body={"state": "cancelled", **addressed}, job_id=job_id)
+        return Message("error", body={**_error_fields(record), **addressed}, job_id=job_id)
+
+    # ---- client messages -----------------------------------------------------------------
+    def _on_hello(self, identity: bytes, message: Message) -> None:
+        body = {
+            "version": PROTOCOL_VERSION,
+            "server": "videoscene-backend",
+            "device": self._executor.describe()["device"],
+            "job_kinds": sorted(HANDLERS),
+            "max_message_bytes": self.max_message_bytes,
+            "max_queue": self.max_queue,
+            "heartbeat_interval_s": HEARTBEAT_INTERVAL_S,
+            "heartbeat_misses": HEARTBEAT_MISSES,
+            "max_fetch_frames": frame_store.MAX_FETCH_FRAMES,
+        }
+        self._reply(identity, message, "welcome", body)
+
+    def _on_submit(self, identity: bytes, message: Message) -> None:
+        job_id = _required_job_id(message)
+        kind, params = message.body.get("kind"), message.body.get("params", {})
+        if not isinstance(kind, str) or kind not in HANDLERS:
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB_KIND,
-                f"Unknown job kind {kind!r}.",
+                f"Unknown job kind {kind!r:.80}.",
                 f"Use one of: {', '.join(sorted(HANDLERS))}.",
             )
         if not isinstance(params, dict):
             raise VideoSceneError(
                 ErrorCode.BAD_PARAMS, "params must be a JSON object.", "Send params as an object."
             )
-        versions.check_client(kind, message.version)  # e.g. render_video streams since 1.1
-        if job_id in self._jobs or results.read_record(self.output_dir, job_id):
+        versions.check_client(kind, message.version)  # e.g. render_video streams since 1.3
+        # Refused here, before the job queues; the handler checks again (it also runs on pools).
+        spec = JOB_SPECS.get(kind)
+        if spec is not None:  # every product kind has one (test_params); test-only kinds do not
+            spec.validate(params)
+        if job_id in self._jobs or results.read_record(self.output_dir, job_id) is not None:
             raise VideoSceneError(
                 ErrorCode.BAD_MESSAGE,
                 f"Job id {job_id} is already in use.",
@@ -272,84 +346,57 @@ class BackendService:
                 f"{waiting} jobs are already waiting.",
                 "Wait for running jobs to finish, or cancel some.",
             )
-        request = JobRequest(job_id, kind, params, dict(message.arrays), dict(message.blobs))
-        job = Job(job_id, kind, identity, request)
+        journal.record_submitted(self.output_dir, job_id, kind)
+        job = Job(job_id, kind, JobRequest(job_id, kind, params, message.arrays, message.blobs))
+        job.watch(identity)
         self._jobs[job_id] = job
+        self._forget_old_jobs()
         self._executor.submit(job)
-        log.info("job %s queued: %s (%d waiting)", job_id[:8], kind, waiting + 1)
-        self._send(
-            identity,
-            Message("accepted", body={"state": "queued", "position": waiting}, job_id=job_id),
-        )
+        log.info("job %s queued: %s (%d waiting)", job_id, kind, waiting + 1)
+        self._reply(identity, message, "accepted", {"state": "queued", "position": waiting}, job_id)
 
     def _on_cancel(self, identity: bytes, message: Message) -> None:
-        job = self._jobs.get(message.job_id or "")
-        if job is None or job.state not in ("queued", "running"):
+        job_id = _required_job_id(message)
+        job = self._jobs.get(job_id)
+        if job is None or not job.active:
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB,
-                f"No queued or running job {message.job_id!r}.",
+                f"No queued or running job {job_id}.",
                 "It may have finished already; fetch it.",
             )
         job.cancel.set()
         self._executor.cancel(job)
-        if job.state == "queued":
-            job.state = "cancelled"
-            results.write_failure(
-                self.output_dir,
-                job.job_id,
-                job.kind,
-                VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started."),
-                "cancelled",
-            )
-            self._send(
-                identity, Message("cancelled", body={"state": "cancelled"}, job_id=job.job_id)
-            )
+        if job.claim("queued", "cancelled"):
+            job.request = JobRequest(job_id, job.kind, {})  # drop the inputs' memory
+            error = VideoSceneError(ErrorCode.CANCELLED, "Cancelled before it started.")
+            store_failure(self.output_dir, job, error)
+            self._reply(identity, message, "cancelled", {"state": "cancelled"}, job_id)
+            cancelled = Message("cancelled", body={"state": "cancelled"}, job_id=job_id)
+            for watcher in job.watchers:
+                if watcher != identity:
+                    self._send(watcher, cancelled)
         else:
-            self._send(
-                identity, Message("accepted", body={"state": "cancelling"}, job_id=job.job_id)
-            )
-        log.info("job %s cancel requested", job.job_id[:8])
+            self._reply(identity, message, "accepted", {"state": "cancelling"}, job_id)
+        log.info("job %s cancel requested", job_id)
 
     def _on_fetch(self, identity: bytes, message: Message) -> None:
-        job_id = message.job_id or ""
+        """A running job gains a watcher (it keeps its others); a finished one is read from
+        disk and sent to the fetching client alone."""
+        job_id = _required_job_id(message)
         job = self._jobs.get(job_id)
-        if job is not None and job.state in ("queued", "running"):
-            job.owner = identity  # a reconnected client takes over progress and the result
-            self._send(identity, Message("accepted", body={"state": job.state}, job_id=job_id))
+        if job is not None and job.active:
+            job.watch(identity)
+            body = {"state": job.state, "stage": job.stage, "fraction": job.fraction}
+            self._reply(identity, message, "accepted", body, job_id)
             return
         record = results.read_record(self.output_dir, job_id)
         if record is None:
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB,
-                f"Unknown job {job_id!r}.",
+                f"Unknown job {job_id}.",
                 "Check the id; results live in the backend's output folder under jobs/.",
             )
-        self._send_record(identity, record)
-
-    def _send_record(self, identity: bytes, record: dict) -> None:
-        job_id = record["job_id"]
-        if record.get("state") == "done":
-            arrays, blobs = results.load_buffers(record)
-            body = {
-                "kind": record["kind"],
-                "meta": record["meta"],
-                "files": record["files"],
-                "job_dir": record["job_dir"],
-            }
-            self._send(
-                identity, Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs)
-            )
-        elif record.get("state") == "cancelled":
-            self._send(identity, Message("cancelled", body={"state": "cancelled"}, job_id=job_id))
-        else:
-            self._send(
-                identity,
-                Message(
-                    "error",
-                    body={k: record.get(k, "") for k in ("code", "message", "hint")},
-                    job_id=job_id,
-                ),
-            )
+        self._send(identity, self._record_message(record, reply_to=message.msg_id))
 
     def _on_fetch_frames(self, identity: bytes, message: Message) -> None:
         """A range of a render job's frames, read from its folder (while it runs, after it
@@ -358,15 +405,18 @@ class BackendService:
             job_id, kind, first, count = frame_store.check_range_request(
                 message.job_id, message.body
             )
+            folders = (
+                results.final_dir(self.output_dir, job_id),
+                results.partial_dir(self.output_dir, job_id),
+            )
             frames = frame_store.read_range(
-                self.output_dir, job_id, kind, first, count, self.max_message_bytes // 2
+                folders, kind, first, count, self.max_message_bytes // 2
             )
         except VideoSceneError as error:
-            self._reply_error(identity, error, message.msg_id, None)
+            self._send_error(identity, error, message.msg_id, None)
             return
         manifest = frames.manifest
         body = {
-            "reply_to": message.msg_id,
             "kind": kind,
             "first": first,
             "count": len(frames.frames),
@@ -377,12 +427,16 @@ class BackendService:
             "format": frame_store.FORMAT,
         }
         blobs = {str(first + i): data for i, data in enumerate(frames.frames)}
-        self._send(identity, Message("frames", body=body, job_id=job_id, blobs=blobs))
+        self._send(
+            identity,
+            Message(
+                "frames", body={**body, "reply_to": message.msg_id}, job_id=job_id, blobs=blobs
+            ),
+        )
 
     def _on_status(self, identity: bytes, message: Message) -> None:
         running = next((job for job in self._jobs.values() if job.state == "running"), None)
         body = {
-            "reply_to": message.msg_id,
             "version": PROTOCOL_VERSION,
             "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
             "running": None
@@ -393,121 +447,158 @@ class BackendService:
                 "stage": running.stage,
                 "fraction": running.fraction,
             },
-            **self._executor.describe(),  # device, models, scenes (+ the pool's replicas)
+            **self._executor.describe(),  # device, models, scenes (+ worker, or the pool)
             "output_dir": str(self.output_dir),
         }
-        self._send(identity, Message("status_reply", body=body))
+        self._reply(identity, message, "status_reply", body)
 
     def _on_release(self, identity: bytes, message: Message) -> None:
         def reply(released: list[str]) -> None:  # called by the executor, from any thread
             log.info("released models: %s", released or "none loaded")
-            body = {"reply_to": message.msg_id, "released": released}
-            self._outbox.put(("reply", identity, Message("released", body=body)))
+            answer = Message("released", body={"released": released, "reply_to": message.msg_id})
+            self._outbox.put(("reply", None, (identity, answer)))
 
         self._executor.release_models(reply)
 
     def _on_check_weights(self, identity: bytes, message: Message) -> None:
-        """Verify the installed weights (backend/check.py) off the socket loop, which keeps
-        answering meanwhile; the report goes back through the outbox."""
+        """Verify the installed weights (backend/check.py) on a thread of its own, so the loop
+        keeps answering; one check at a time, and requests arriving meanwhile share its report."""
+        if len(self._weights_check_waiters) >= MAX_WEIGHTS_CHECK_WAITERS:
+            raise VideoSceneError(
+                ErrorCode.QUEUE_FULL,
+                f"{MAX_WEIGHTS_CHECK_WAITERS} weights checks are already waiting.",
+                "Wait for the report of the check in flight.",
+            )
+        self._weights_check_waiters.append((identity, message.msg_id))
+        if self._weights_check is None or not self._weights_check.is_alive():
+            self._weights_check = threading.Thread(
+                target=self._check_weights, name="videoscene-check-weights", daemon=True
+            )
+            self._weights_check.start()
 
-        def run() -> None:
-            from ..check import check_weights
+    def _check_weights(self) -> None:
+        """On the check's own thread: the report (or the error) goes to the loop's outbox."""
+        from ..check import check_weights
 
+        try:
+            outcome = ("weights_report", check_weights(self.checkpoints_dir).to_dict())
+        except Exception as exc:  # a bug in the check must not go unanswered
+            log.exception("the weights check failed")
+            error = VideoSceneError(
+                ErrorCode.INTERNAL, f"The weights check failed: {exc}", "See the backend log."
+            )
+            outcome = ("error", error.to_dict())
+        self._outbox.put(("weights_checked", None, outcome))
+
+    def _on_heartbeat(self, identity: bytes, message: Message) -> None:
+        """Nothing to answer: hearing the client is the point (see _receive_some)."""
+
+    # ---- jobs, heartbeats, supervision ---------------------------------------------------
+    def _flush_outbox(self) -> None:
+        while True:
             try:
-                with _WEIGHTS_CHECK_LOCK:
-                    report = check_weights(self.checkpoints_dir).to_dict()
-                reply = Message("weights_report", body={"reply_to": message.msg_id, **report})
-            except Exception as exc:  # a bug in the check must not go unanswered
-                log.exception("the weights check failed")
-                error = VideoSceneError(
-                    ErrorCode.INTERNAL, f"The weights check failed: {exc}", "See the backend log."
-                )
-                reply = Message("error", body={**error.to_dict(), "reply_to": message.msg_id})
-            self._outbox.put(("reply", identity, reply))
+                event, job, payload = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if event == "reply":  # a short request answered from another thread
+                    self._send(*payload)
+                    continue
+                if event == "weights_checked":
+                    self._answer_weights_check(*payload)
+                    continue
+                if event in ("progress", "frames_ready"):
+                    message = Message(event, body=payload, job_id=job.job_id)
+                else:  # "finished": the job's record
+                    message = self._record_message(payload, reply_to=None)
+                for identity in list(job.watchers):
+                    self._send(identity, message)
+            except Exception:
+                log.exception("could not deliver the %s of job %s", event, job and job.job_id)
 
-        threading.Thread(target=run, name="videoscene-check-weights", daemon=True).start()
+    def _answer_weights_check(self, kind: str, body: dict[str, Any]) -> None:
+        waiters, self._weights_check_waiters = self._weights_check_waiters, []
+        for identity, msg_id in waiters:
+            self._send(identity, Message(kind, body={**body, "reply_to": msg_id}))
+
+    def _forget_old_jobs(self) -> None:
+        excess = len(self._jobs) - MAX_REMEMBERED_JOBS
+        if excess > 0:
+            finished = [job_id for job_id, job in self._jobs.items() if not job.active]
+            for job_id in finished[:excess]:
+                del self._jobs[job_id]
 
     def _heartbeat(self, now: float) -> None:
+        beat = Message("heartbeat", body={"time": time.time()})
         for identity, heard in list(self._clients.items()):
             if now - heard > CLIENT_FORGET_S:
                 del self._clients[identity]
             else:
-                self._send(identity, Message("heartbeat", body={"time": time.time()}))
+                self._send(identity, beat)
 
-    def _flush_outbox(self) -> None:
-        while True:
-            try:
-                kind, job, payload = self._outbox.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "progress":
-                self._send(job.owner, Message("progress", body=payload, job_id=job.job_id))
-            elif kind == "frames_ready":
-                self._send(job.owner, Message("frames_ready", body=payload, job_id=job.job_id))
-            elif kind == "record":
-                self._send_record(job.owner, payload)
-            elif kind == "reply":  # ("reply", identity, message): a short request answered late
-                self._send(job, payload)
-            while len(self._jobs) > 256:  # forget old finished jobs; their records stay on disk
-                oldest = next(iter(self._jobs.values()))
-                if oldest.state in ("queued", "running"):
-                    break
-                self._jobs.popitem(last=False)
-
-    # ---- executor side (JobHost, executor.py) ---------------------------------------------
-    def job_context(self, job: Job) -> _Context:
-        partial = results.partial_dir(self.output_dir, job.job_id)
-        if partial.exists():  # a retried attempt starts from an empty folder
-            shutil.rmtree(partial)
+    # ---- the executor's side (JobHost, executor.py): called from its threads -----------------
+    def job_context(self, job: Job) -> JobContextImpl:
+        """The job starts: journalled as running, an empty work folder (a retried attempt
+        starts afresh), a context whose progress reaches the job's watchers."""
+        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running")
+        work_dir = results.partial_dir(self.output_dir, job.job_id)
+        if work_dir.is_symlink():
+            work_dir.unlink()
+        elif work_dir.exists():
+            shutil.rmtree(work_dir)
+        work_dir.mkdir(parents=True)
         job.started = time.perf_counter()
-        return _Context(self, job)
+        return JobContextImpl(
+            job, work_dir, self.models, self.scenes, self.checkpoints_dir, self._outbox
+        )
 
     def finish_job(self, job: Job, output: JobOutput | None, error: BaseException | None) -> None:
-        if output is not None:
-            results.write_result(self.output_dir, job.job_id, job.kind, output)
-            job.state = "done"
-            log.info("job %s done in %.1f s", job.job_id[:8], time.perf_counter() - job.started)
-        else:
-            failure = _as_error(error or RuntimeError("the job ended without a result"))
-            job.state = "cancelled" if failure.code == ErrorCode.CANCELLED else "failed"
-            results.write_failure(self.output_dir, job.job_id, job.kind, failure, job.state)
-            log.warning("job %s %s: %s", job.job_id[:8], job.state, failure)
-        job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
-        record = results.read_record(self.output_dir, job.job_id)
-        self._outbox.put(("record", job, record))
+        """Publish the job's result or failure and tell its watchers; never raises. A job that
+        already ended (cancelled while queued, interrupted by a stop) keeps its record."""
+        if not job.active:
+            return
+        record = None
+        try:
+            if output is not None:
+                try:
+                    record = results.write_result(self.output_dir, job.job_id, job.kind, output)
+                except Exception as exc:  # e.g. NaN in meta, an unsafe file name: a bug
+                    error = exc
+                else:
+                    job.settle("done")
+                    forget_safely(self.output_dir, job.job_id)
+                    log.info("job %s done in %.1f s", job.job_id, time.perf_counter() - job.started)
+            if record is None:
+                failure = as_error(
+                    error or RuntimeError("the job ended without a result"), job.job_id
+                )
+                if job.shutting_down and failure.code == ErrorCode.CANCELLED:
+                    failure = journal.interrupted_error("running")
+                job.settle("cancelled" if failure.code == ErrorCode.CANCELLED else "failed")
+                record = store_failure(self.output_dir, job, failure)
+                log.warning("job %s %s: %s", job.job_id, job.state, failure)
+        except Exception:  # nothing above should raise; if it does, the watchers still hear
+            log.exception("job %s: could not publish its outcome", job.job_id)
+            job.settle("failed")
+            bug = VideoSceneError(ErrorCode.INTERNAL, "The job's outcome could not be stored.")
+            record = results.failure_record(job.job_id, job.kind, bug, "failed")
+        finally:
+            job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
+        self._outbox.put(("finished", job, record))
 
 
-def _as_error(exc: BaseException) -> VideoSceneError:
-    if isinstance(exc, VideoSceneError):
-        return exc
-    text = str(exc)
-    if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
-        return VideoSceneError(
-            ErrorCode.OUT_OF_MEMORY,
-            f"The GPU ran out of memory: {text.splitlines()[0] if text else type(exc).__name__}",
-            "Release models (Release GPU), close other GPU programs, or choose memory_mode 'low' or 'lowest'.",
+def _required_job_id(message: Message) -> str:
+    if not message.job_id:
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            f"{message.type} needs a job_id.",
+            "Give the job's id (a fresh uuid4 hex for submit).",
         )
-    log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc)))
-    return VideoSceneError(
-        ErrorCode.INTERNAL,
-        f"{type(exc).__name__}: {text}",
-        "This is a backend bug; the backend log has the traceback.",
-    )
+    return message.job_id
 
 
-def _peek_ids(payload: list[Any]) -> tuple[str | None, str | None]:
-    """Best effort: the msg_id and job_id of a message that failed to decode, to address the error."""
-    try:
-        envelope = json.loads(
-            bytes(payload[0].buffer if hasattr(payload[0], "buffer") else payload[0])[: 1 << 20]
-        )
-        msg_id, job_id = envelope.get("msg_id"), envelope.get("job_id")
-        return (
-            msg_id if isinstance(msg_id, str) else None,
-            job_id if isinstance(job_id, str) else None,
-        )
-    except Exception:
-        return None, None
+def _error_fields(record: dict) -> dict[str, str]:
+    return {key: str(record.get(key, "")) for key in ("code", "message", "hint")}
 
 
 @dataclass
@@ -519,7 +610,7 @@ class ServiceHandle:
     def address(self) -> str:
         return self.service.address
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = STOP_JOIN_S + 10) -> None:
         self.service.stop()
         self.thread.join(timeout_s)
 

@@ -161,3 +161,11 @@ def _parser_help() -> str:
     parser = argparse.ArgumentParser()
     add_param_flags(parser, RENDER_VIDEO, skip=("scene_id",))
     return parser.format_help()
+
+
+def test_every_job_kind_the_backend_runs_has_a_params_spec() -> None:
+    # The service validates a submit's params against JOB_SPECS before queueing it; a kind
+    # without a spec would reach its handler unchecked.
+    from videoscene_backend.pipeline.registry import HANDLERS
+
+    assert sorted(HANDLERS) == sorted(JOB_SPECS)

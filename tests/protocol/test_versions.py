@@ -20,11 +20,11 @@ def test_parse(text, parsed) -> None:
     assert versions.parse(text) == parsed
 
 
-def test_render_video_needs_a_1_1_client_and_backend() -> None:
+def test_render_video_needs_a_1_3_client_and_backend() -> None:
     versions.check_client("render_video", PROTOCOL_VERSION)
     versions.check_client("build_scene", "1.0")  # the other kinds still serve 1.0 clients
     for check, hint in ((versions.check_client, "add-on"), (versions.check_backend, "backend")):
-        for old in ("1.0", None, "garbage"):
+        for old in ("1.0", "1.2", None, "garbage"):
             with pytest.raises(VideoSceneError) as info:
                 check("render_video", old)
             assert info.value.code == ErrorCode.VERSION_MISMATCH and hint in info.value.hint

@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-from videoscene_protocol.wire import ALLOWED_DTYPES, MESSAGE_TYPES, Message, decode, encode
+from videoscene_protocol.wire import (
+    ALLOWED_DTYPES,
+    MESSAGE_TYPES,
+    Message,
+    decode,
+    encode,
+    peek_ids,
+)
 
 
 @pytest.mark.parametrize("dtype", sorted(ALLOWED_DTYPES))
@@ -197,3 +204,174 @@ def test_decoder_never_crashes_on_structured_envelopes(envelope, buffers, payloa
         return
     for name, array in message.arrays.items():  # anything accepted is self-consistent
         assert array.nbytes == next(d["nbytes"] for d in base["buffers"] if d["name"] == name)
+
+
+# ---- hardening (issue #10): ids, strict JSON, shapes, versions, error addressing -------------
+def _nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+CRAFTED_IDS = [
+    "../../victim",
+    "..",
+    ".",
+    "/etc/passwd",
+    ".x",
+    "a/b",
+    "a\\b",
+    "C:",
+    "nul\x00byte",
+    "lone\ud800surrogate",
+    "\U0001f600" * 62,
+    "x" * 65,
+    "",
+    "a b",
+    "a\nb",
+    "٣",  # a non-ASCII digit
+]
+
+
+@pytest.mark.parametrize("job_id", CRAFTED_IDS)
+def test_crafted_job_ids_are_refused_at_the_wire(job_id: str) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(job_id=job_id)))
+    assert info.value.code == ErrorCode.BAD_MESSAGE and "A-Z" in info.value.hint
+
+
+@pytest.mark.parametrize("job_id", [5, True, [], {"a": 1}])
+def test_non_string_job_ids_are_refused(job_id) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(job_id=job_id)))
+    assert info.value.code == ErrorCode.BAD_MESSAGE
+
+
+@pytest.mark.parametrize("msg_id", ["../m", "", None, 7, "m" * 65])
+def test_msg_ids_follow_the_id_rule_too(msg_id) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(msg_id=msg_id)))
+    assert info.value.code == ErrorCode.BAD_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "job_id", ["a", "A-z_09", "f" * 64, "5f0c3e0d-1f2e-4c55-9a1c-2e8d9c1b2a3f"]
+)
+def test_good_ids_pass(job_id: str) -> None:
+    assert decode(_frames(_envelope(job_id=job_id))).job_id == job_id
+
+
+@pytest.mark.parametrize("version", ["1", "1.x", "1.0.0", "01.0", "1.00", " 1.0", "1.0\n", "", 1.0])
+def test_malformed_versions_are_refused(version) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(version=version)))
+    assert info.value.code == ErrorCode.VERSION_MISMATCH and "MAJOR.MINOR" in info.value.message
+
+
+def test_a_newer_minor_version_is_accepted() -> None:
+    assert decode(_frames(_envelope(version="1.7"))).type == "submit"
+
+
+@pytest.mark.parametrize(
+    "frame0",
+    [
+        b'{"protocol": "videoscene", "version": "1.0", "type": "submit", "msg_id": "m", "body": {"seed": NaN}}',
+        b'{"protocol": "videoscene", "version": "1.0", "type": "submit", "msg_id": "m", "body": {"seed": Infinity}}',
+        b'{"protocol": "videoscene", "version": "1.0", "type": "submit", "msg_id": "m", "body": {"seed": -Infinity}}',
+        b'{"protocol": "videoscene", "version": "1.0", "type": "submit", "msg_id": "m", "body": {"seed": '
+        + b"9" * 5000
+        + b"}}",
+        json.dumps(_envelope(body={"a": _nested(40)})).encode(),
+        b'{"protocol": "videoscene", "msg_id": "m", "body": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    ],
+    ids=["nan", "infinity", "minus-infinity", "5000-digit-int", "40-deep", "1000-deep"],
+)
+def test_non_strict_json_is_bad_json(frame0: bytes) -> None:
+    with pytest.raises(VideoSceneError) as info:
+        decode([frame0])
+    assert info.value.code == ErrorCode.BAD_JSON
+
+
+def test_moderate_nesting_is_fine() -> None:
+    assert decode(_frames(_envelope(body={"a": _nested(20)}))).body["a"]["a"]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[10**200, 10**200], [0, 10**200], [0, 2**40, 2**40], [2**70], [1.5], ["3"], [True]],
+)
+def test_absurd_shapes_are_shape_mismatch(shape) -> None:
+    descriptor = {"name": "a", "kind": "array", "dtype": "uint8", "shape": shape, "nbytes": 0}
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(buffers=[descriptor]), b""))
+    assert info.value.code == ErrorCode.SHAPE_MISMATCH
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "a/b", "", "x" * 65, 5])
+def test_buffer_names_cannot_be_paths(name) -> None:
+    descriptor = {"name": name, "kind": "blob", "nbytes": 1}
+    with pytest.raises(VideoSceneError) as info:
+        decode(_frames(_envelope(buffers=[descriptor]), b"x"))
+    assert info.value.code == ErrorCode.BAD_MESSAGE
+
+
+def test_envelopes_over_one_mib_are_too_large() -> None:
+    frames = _frames(_envelope(body={"pad": "x" * (1 << 20)}))
+    with pytest.raises(VideoSceneError) as info:
+        decode(frames)
+    assert info.value.code == ErrorCode.MESSAGE_TOO_LARGE
+
+
+def test_nan_is_never_sent() -> None:
+    with pytest.raises(VideoSceneError) as info:
+        encode(Message("result", body={"meta": {"loss": float("nan")}}))
+    assert info.value.code == ErrorCode.BAD_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("frame0", "ids"),
+    [
+        (json.dumps(_envelope(msg_id="m1", job_id="j1", version="9.0")).encode(), ("m1", "j1")),
+        (
+            b'{"msg_id": "m2", "job_id": "j2", "body": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+            ("m2", "j2"),
+        ),
+        (b'{"msg_id": "m3", "job_id": "../x", "body": {"seed": NaN}}', ("m3", None)),
+        (
+            json.dumps({"msg_id": "m4", "job_id": "j4", "body": {"pad": "x" * (2 << 20)}}).encode(),
+            ("m4", "j4"),
+        ),
+        (b'{"body": {"msg_id": "inner"}, "msg_id": "outer"}', ("outer", None)),
+        (b'{"msg_id": "m5", "job_id": "j5", "body": {"unterminated', ("m5", "j5")),
+        (b"\xff\xfe garbage", (None, None)),
+        (b'["msg_id", "m"]', (None, None)),
+        (b'"' + b'\\"' * 100_000, (None, None)),
+    ],
+    ids=[
+        "bad-version",
+        "2000-deep",
+        "nan",
+        "over-1mib",
+        "nested-key",
+        "truncated",
+        "binary",
+        "list",
+        "quotes",
+    ],
+)
+def test_peek_ids_reads_the_top_level_ids_of_broken_envelopes(frame0: bytes, ids) -> None:
+    assert peek_ids([frame0]) == ids
+
+
+def test_unknown_error_codes_are_kept_not_refused() -> None:
+    error = VideoSceneError.from_dict({"code": "gpu_on_fire", "message": "m", "hint": "h"})
+    assert error.code.value == "gpu_on_fire" and not error.code.known
+    assert error.code != ErrorCode.INTERNAL and ErrorCode.INTERNAL.known
+    assert error.to_dict() == {"code": "gpu_on_fire", "message": "m", "hint": "h"}
+    assert "[gpu_on_fire] m" in str(error)
+
+
+@pytest.mark.parametrize("body", [{}, {"code": 5}, {"code": None, "message": None}, [], "text"])
+def test_malformed_error_bodies_still_give_an_error(body) -> None:
+    assert VideoSceneError.from_dict(body).code == ErrorCode.INTERNAL

@@ -110,6 +110,7 @@ def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path)
         ("../../etc", {"kind": "coarse", "first": 0, "count": 1}, ErrorCode.BAD_MESSAGE),
         (".hidden", {"kind": "coarse", "first": 0, "count": 1}, ErrorCode.BAD_MESSAGE),
         ("nosuchjob", {"kind": "coarse", "first": 0, "count": 1}, ErrorCode.UNKNOWN_JOB),
+        ("linked", {"kind": "coarse", "first": 0, "count": 1}, ErrorCode.BAD_MESSAGE),
         ("done", {"kind": "masks", "first": 0, "count": 1}, ErrorCode.BAD_PARAMS),
         ("done", {"kind": "coarse", "first": True, "count": 1}, ErrorCode.BAD_PARAMS),
         ("done", {"kind": "coarse", "first": -1, "count": 1}, ErrorCode.BAD_PARAMS),
@@ -127,18 +128,24 @@ def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path)
 )
 def test_hostile_range_requests_are_refused(tmp_path, job_id, body, code) -> None:
     out = tmp_path / "out"
+    # Started first: its start-up removes work folders no journalled job owns.
+    handle = start_in_thread(out, tmp_path / "no-checkpoints")
     frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     done = FrameWriter(out / "jobs" / "done", FrameManifest(6, WIDTH, HEIGHT, ["coarse"]))
     for index in range(6):
         done.write("coarse", index, frame)
     done.mark_ready(6, 1)
+    # A job folder linked to frames outside the output folder: never followed.
+    outside = FrameWriter(tmp_path / "outside", FrameManifest(1, WIDTH, HEIGHT, ["coarse"]))
+    outside.write("coarse", 0, frame)
+    outside.mark_ready(1, 1)
+    (out / "jobs" / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
     running = FrameWriter(
         out / "jobs" / ".running.partial", FrameManifest(9, WIDTH, HEIGHT, ["coarse"])
     )
     running.write("coarse", 0, frame)
     running.write("coarse", 1, frame)
     running.mark_ready(2, 1)
-    handle = start_in_thread(out, tmp_path / "no-checkpoints")
     client = BackendClient(handle.address)
     try:
         client.connect()
@@ -169,8 +176,8 @@ def test_replies_are_bounded_in_bytes(tmp_path) -> None:
         writer.write("coarse", index, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     writer.mark_ready(10, 1)
     one = (folder / "coarse" / "000000.png").stat().st_size
-    assert len(read_range(tmp_path, "big", "coarse", 0, 10, max_bytes=3 * one).frames) == 3
-    assert len(read_range(tmp_path, "big", "coarse", 0, 10, max_bytes=1).frames) == 1  # never 0
+    assert len(read_range([folder], "coarse", 0, 10, max_bytes=3 * one).frames) == 3
+    assert len(read_range([folder], "coarse", 0, 10, max_bytes=1).frames) == 1  # never 0
     assert json.loads((folder / "frames.json").read_text())["ready"] == 10
     assert not list(folder.rglob(".*.tmp"))  # every file was renamed into place
 
@@ -191,7 +198,7 @@ def test_an_old_client_gets_a_clear_version_error(tmp_path) -> None:
         assert socket.poll(10_000)
         reply = json.loads(socket.recv_multipart()[0])
         assert reply["type"] == "error" and reply["body"]["code"] == "version_mismatch"
-        assert "1.1" in reply["body"]["message"] and "add-on" in reply["body"]["hint"]
+        assert "1.3" in reply["body"]["message"] and "add-on" in reply["body"]["hint"]
     finally:
         socket.close()
         handle.stop()

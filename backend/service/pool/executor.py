@@ -23,12 +23,12 @@ from videoscene_protocol.params import ID_PATTERN
 
 from ...pipeline.contract import JobOutput
 from ..executor import JobHost, ReleaseReply
-from ..server import _Context
+from ..jobs import JobContextImpl
 from . import cluster
 from .transfer import write_files
 
 if TYPE_CHECKING:
-    from ..server import Job
+    from ..jobs import Job
 
 log = logging.getLogger("videoscene.pool")
 
@@ -79,7 +79,7 @@ class RayPoolExecutor:
         self._stopping = threading.Event()
         self._forward = sorted(
             name
-            for name, member in inspect.getmembers(_Context, inspect.isfunction)
+            for name, member in inspect.getmembers(JobContextImpl, inspect.isfunction)
             if not name.startswith("_") and name != "check_cancelled"
         )
 
@@ -143,6 +143,10 @@ class RayPoolExecutor:
                 ],
             },
         }
+
+    def supervise(self) -> None:
+        """Nothing to do: Ray Serve restarts lost replicas, and _drive retries or fails the
+        jobs they held."""
 
     def stop(self) -> None:
         self._stopping.set()

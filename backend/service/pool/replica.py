@@ -36,7 +36,7 @@ from ...scene.gaussians import GaussianScene
 from ...scene.ply import load_ply, ply_bytes
 from ...scene.store import SceneStore
 from ..executor import device_name
-from ..server import _as_error
+from ..jobs import as_error
 from .transfer import FileStamp, changed_files
 
 log = logging.getLogger("videoscene.pool")
@@ -212,7 +212,7 @@ class PoolReplica:
             ]
             new_scenes = [(scene_id, scene, ply_bytes(scene)) for scene_id, scene in made]
         except Exception as exc:  # every failure becomes a record the client can read
-            error = _as_error(exc)
+            error = as_error(exc, request.job_id)
             log.info("job %s %s on %s", request.job_id[:8], error.code, self.replica_id)
             return {"type": "failed", "error": error.to_dict()}, []
         log.info(
