@@ -221,13 +221,22 @@ def make_tiny_video_weights(folder: Path) -> Path:
 def small_scene_empty(scene: bpy.types.Scene, folder: Path) -> bpy.types.Object:
     """A scene empty whose backend scene id is stale and whose PLY is a few hundred splats in
     front of keyframed_camera's path: Generate re-sends the PLY (load_scene) and renders it."""
-    from .test_importers import random_splat, write_3dgs_ply
+    from .test_importers import random_splat
 
     arrays = random_splat(300, seed=4)
-    arrays["opacities"] = np.clip(arrays["opacities"] + 0.3, 0.05, 0.95)
-    arrays["scales"] = arrays["scales"] * 2.0
+    opacities = np.clip(arrays["opacities"] + 0.3, 0.05, 0.95)
     folder.mkdir(parents=True, exist_ok=True)
-    write_3dgs_ply(folder / "scene.ply", arrays)
+    ply = submodule("importers.ply")
+    ply.write_splat_ply(  # the add-on's own 3DGS writer (PLY export)
+        folder / "scene.ply",
+        arrays["means"],
+        {
+            "f_dc": (arrays["colors"] - 0.5) / ply.SH_C0,
+            "opacity_logit": np.log(opacities / (1.0 - opacities)),
+            "log_scale": np.log(arrays["scales"] * 2.0),
+            "rot": arrays["quats"],
+        },
+    )
     camera_path = submodule("camera_path")
     empty = bpy.data.objects.new("VideoScene Scene", None)
     scene.collection.objects.link(empty)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
+from client_events import events_until
 from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.client import BackendClient, ErrorEvent, ProgressEvent
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
@@ -69,16 +70,6 @@ def connected(peer: ScriptedPeer, **options) -> BackendClient:
     client.connect(timeout_s=10)
     server.join()
     return client
-
-
-def events_until(client: BackendClient, predicate, timeout_s: float = 5.0) -> list:
-    seen: list = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        seen += client.poll(timeout_ms=50)
-        if any(predicate(event) for event in seen):
-            return seen
-    raise AssertionError(f"no such event; saw {seen}")
 
 
 def test_an_unknown_error_code_reaches_the_job_without_crashing(peer) -> None:

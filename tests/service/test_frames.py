@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import zmq
+from client_events import events_until
 from videoscene_backend.pipeline.frame_store import (
     MAX_FETCH_FRAMES,
     FrameManifest,
@@ -51,17 +52,6 @@ def _path(count: int) -> dict[str, np.ndarray]:
     return {"c2w": c2w, "K": K}
 
 
-def _until(client: BackendClient, predicate, timeout_s: float = 120.0) -> list:
-    seen = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for event in client.poll(timeout_ms=50):
-            seen.append(event)
-            if predicate(event):
-                return seen
-    raise AssertionError(f"condition not met; saw {seen[-5:]}")
-
-
 def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path) -> None:
     handle = start_in_thread(tmp_path / "out", tmp_path / "no-checkpoints")
     client = BackendClient(handle.address)
@@ -71,13 +61,13 @@ def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path)
         params = {"scene_id": scene_id, "width": WIDTH, "height": HEIGHT, "refine": False}
         job = client.submit("render_video", params, arrays=_path(60))
         # The first window's frames can be fetched as soon as they are announced.
-        ready = _until(client, lambda e: isinstance(e, FramesReadyEvent))[-1]
+        ready = events_until(client, lambda e: isinstance(e, FramesReadyEvent))[-1]
         assert (ready.first, ready.count, ready.total, ready.windows) == (0, 49, 60, 2)
         assert ready.kinds == ["coarse"] and (ready.width, ready.height) == (WIDTH, HEIGHT)
         early = client.fetch_frames(job, 0, 49, "coarse")
         assert len(early.frames) == 49 and early.total == 60
         assert decode_frame(early.frames[0]).shape == (HEIGHT, WIDTH, 3)
-        events = _until(client, lambda e: isinstance(e, ResultEvent) and e.job_id == job)
+        events = events_until(client, lambda e: isinstance(e, ResultEvent) and e.job_id == job)
         result = events[-1].result
         assert not result.arrays and result.meta["frames"]["ready"] == 60
         assert [e.first for e in events if isinstance(e, FramesReadyEvent)] == [49]
@@ -96,7 +86,7 @@ def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path)
         assert again.frames == early.frames[10:15] and again.ready == 60
         # Non-blocking requests answer through poll(), errors included, without failing the job.
         request = client.request_frames(job, 0, 2, "refined")
-        answer = _until(client, lambda e: isinstance(e, FramesEvent))[-1]
+        answer = events_until(client, lambda e: isinstance(e, FramesEvent))[-1]
         assert answer.request_id == request and answer.error.code == ErrorCode.BAD_PARAMS
         assert "no refined frames" in answer.error.message
     finally:

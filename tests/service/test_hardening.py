@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from client_events import events_until
 from videoscene_backend.service import results, start_in_thread
 from videoscene_protocol.client import (
     BackendClient,
@@ -58,16 +59,6 @@ def replies(socket: zmq.Socket, until, timeout_s: float = 10.0) -> list[dict]:
                 if until(seen):
                     return seen
     raise AssertionError(f"no such reply; saw {seen}")
-
-
-def events_until(client: BackendClient, predicate, timeout_s: float = 15.0) -> list:
-    seen: list = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        seen += client.poll(timeout_ms=50)
-        if any(predicate(event) for event in seen):
-            return seen
-    raise AssertionError(f"no such event; saw {seen[-5:]}")
 
 
 # ---- crafted ids ------------------------------------------------------------------------------

@@ -8,23 +8,13 @@ import time
 import numpy as np
 import pytest
 import zmq
+from client_events import events_until
 from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.client import BackendClient, ErrorEvent, ProgressEvent, StateEvent
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.wire import Message, encode
 
 from .conftest import RELEASE
-
-
-def _events_until(client: BackendClient, predicate, timeout_s: float = 10.0) -> list:
-    seen = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for event in client.poll(timeout_ms=50):
-            seen.append(event)
-            if predicate(event):
-                return seen
-    raise AssertionError(f"condition not met; saw {seen[-5:]}")
 
 
 def test_result_round_trip_with_arrays_blobs_and_files(client, service) -> None:
@@ -42,7 +32,7 @@ def test_result_round_trip_with_arrays_blobs_and_files(client, service) -> None:
 
 def test_status_and_heartbeats_are_answered_during_a_long_job(client) -> None:
     job = client.submit("slow", {})
-    _events_until(client, lambda e: isinstance(e, ProgressEvent) and e.fraction > 0)
+    events_until(client, lambda e: isinstance(e, ProgressEvent) and e.fraction > 0)
     started = time.monotonic()
     status = client.status()
     assert time.monotonic() - started < 1.0
@@ -53,7 +43,7 @@ def test_status_and_heartbeats_are_answered_during_a_long_job(client) -> None:
 
 def test_cancel_mid_job(client, service) -> None:
     job = client.submit("slow", {})
-    _events_until(client, lambda e: isinstance(e, ProgressEvent))
+    events_until(client, lambda e: isinstance(e, ProgressEvent))
     client.cancel(job)
     with pytest.raises(VideoSceneError) as info:
         client.wait(job, timeout_s=10)
@@ -64,9 +54,9 @@ def test_cancel_mid_job(client, service) -> None:
 def test_cancel_a_queued_job(client) -> None:
     running = client.submit("slow", {})
     queued = client.submit("slow", {})
-    _events_until(client, lambda e: isinstance(e, ProgressEvent) and e.job_id == running)
+    events_until(client, lambda e: isinstance(e, ProgressEvent) and e.job_id == running)
     client.cancel(queued)
-    _events_until(
+    events_until(
         client,
         lambda e: isinstance(e, StateEvent) and e.job_id == queued and e.state == "cancelled",
     )
@@ -77,9 +67,9 @@ def test_cancel_a_queued_job(client) -> None:
 def test_queue_full(client) -> None:
     running = client.submit("slow", {})
     # Only once the worker holds the first job do exactly two more fit in the queue.
-    _events_until(client, lambda e: isinstance(e, ProgressEvent) and e.job_id == running)
+    events_until(client, lambda e: isinstance(e, ProgressEvent) and e.job_id == running)
     jobs = [client.submit("slow", {}) for _ in range(3)]  # max_queue = 2 waiting
-    events = _events_until(client, lambda e: isinstance(e, ErrorEvent))
+    events = events_until(client, lambda e: isinstance(e, ErrorEvent))
     errors = [e for e in events if isinstance(e, ErrorEvent)]
     assert errors[0].job_id == jobs[2] and errors[0].error.code == ErrorCode.QUEUE_FULL
 
@@ -102,7 +92,7 @@ def test_handler_exceptions_become_internal_errors_and_the_service_goes_on(clien
 )
 def test_bad_requests_get_error_events(client, action, code) -> None:
     action(client)
-    events = _events_until(client, lambda e: isinstance(e, ErrorEvent))
+    events = events_until(client, lambda e: isinstance(e, ErrorEvent))
     assert events[-1].error.code == code and events[-1].error.hint
 
 
@@ -217,7 +207,7 @@ def test_a_new_client_fetches_a_job_whose_client_vanished(service) -> None:
     first = BackendClient(service.address)
     first.connect()
     job = first.submit("slow", {})
-    _events_until(first, lambda e: isinstance(e, ProgressEvent))
+    events_until(first, lambda e: isinstance(e, ProgressEvent))
     first.close()  # the artist's Blender crashed mid-job
     RELEASE.set()
     second = BackendClient(service.address)
