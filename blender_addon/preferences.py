@@ -10,7 +10,6 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import backend_process
-from ._vendor.videoscene_protocol.errors import VideoSceneError
 from ._vendor.videoscene_protocol.params import RENDER_VIDEO
 from .param_settings import enum_items
 
@@ -102,7 +101,7 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "default_memory_mode")
         layout.prop(self, "stop_backend_on_exit")
         weights = layout.box()
-        weights.operator(VIDEOSCENE_OT_check_weights.bl_idname, icon="CHECKMARK")
+        weights.operator(CHECK_WEIGHTS_OPERATOR, icon="CHECKMARK")
         draw_weights_report(weights)
 
 
@@ -117,8 +116,10 @@ def output_dir(prefs: VideoScenePreferences) -> Path:
     return Path(tempfile.gettempdir()) / "videoscene"
 
 
-# The last weights report from the backend (or "checking" / "error"); shown in the preferences.
+# The last weights report from the backend (or "checking" / "error"); shown in the preferences,
+# filled by the Check Weights operator (operators/weights.py).
 WEIGHTS_REPORT: dict = {}
+CHECK_WEIGHTS_OPERATOR = "videoscene.check_weights"
 MAX_REPORT_ROWS = 32  # the backend's text is shown, not trusted: bounded in count and length
 MAX_LABEL_CHARS = 240
 STATUS_ICONS = {"ok": "CHECKMARK", "missing": "ERROR", "invalid": "CANCEL"}
@@ -157,52 +158,4 @@ def draw_weights_report(layout: bpy.types.UILayout) -> None:
     layout.label(text=_text(WEIGHTS_REPORT.get("summary", "")))
 
 
-def fetch_weights_report(address: str, keys: dict, connect_timeout_s: float) -> dict:
-    """Runs in a worker thread with a client of its own (a ZeroMQ socket belongs to one thread):
-    the backend's weights report, or {"error", "hint"}."""
-    from ._vendor.videoscene_protocol.client import BackendClient
-
-    client = BackendClient(address, **keys)
-    try:
-        client.connect(timeout_s=connect_timeout_s)
-        return client.check_weights()
-    except VideoSceneError as error:
-        return {"error": f"{error.code.value}: {error.message}", "hint": error.hint}
-    finally:
-        client.close()
-
-
-class VIDEOSCENE_OT_check_weights(bpy.types.Operator):
-    bl_idname = "videoscene.check_weights"
-    bl_label = "Check Weights"
-    bl_description = (
-        "Ask the backend to verify its installed weights (no GPU needed) and list what is "
-        "present, what it is, and what is missing with where to get it"
-    )
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        from . import client_glue
-
-        prefs = get(context)
-        try:
-            address, keys, _local = client_glue.connection_settings(prefs)
-        except VideoSceneError as error:
-            WEIGHTS_REPORT.clear()
-            WEIGHTS_REPORT.update(error=error.message, hint=error.hint)
-            self.report({"ERROR"}, error.message)
-            return {"CANCELLED"}
-        WEIGHTS_REPORT.clear()
-        WEIGHTS_REPORT["checking"] = True
-        timeout = prefs.start_timeout_s
-        client_glue.SESSION.run_in_background(
-            lambda: fetch_weights_report(address, keys, timeout), _store_weights_report
-        )
-        return {"FINISHED"}
-
-
-def _store_weights_report(report: dict) -> None:
-    WEIGHTS_REPORT.clear()
-    WEIGHTS_REPORT.update(report)
-
-
-classes = (VideoScenePreferences, VIDEOSCENE_OT_check_weights)
+classes = (VideoScenePreferences,)
