@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -284,26 +284,35 @@ class BackendClient:
         timeout_s: float | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
     ) -> JobResult:
-        """Block until the job's result (scripts and tests only; the add-on polls)."""
+        """Block until the job's result (scripts and tests only; the add-on polls). Events of
+        other jobs that arrive meanwhile are kept for the next poll() or wait()."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            for event in self.poll(timeout_ms=100):
-                if isinstance(event, ErrorEvent) and event.job_id in (job_id, None):
-                    raise event.error
-                if event.job_id != job_id:
-                    continue
-                if isinstance(event, ResultEvent):
-                    return event.result
-                if isinstance(event, ProgressEvent) and on_progress:
-                    on_progress(event)
-                if isinstance(event, StateEvent) and event.state == "cancelled":
-                    raise VideoSceneError(ErrorCode.CANCELLED, f"Job {job_id} was cancelled.")
-            if deadline is not None and time.monotonic() > deadline:
-                raise VideoSceneError(
-                    ErrorCode.TIMEOUT,
-                    f"Job {job_id} did not finish within {timeout_s} s.",
-                    "The job keeps running on the backend; fetch it later by id.",
-                )
+        others: list[Event] = []
+        batch: deque[Event] = deque()
+        try:
+            while True:
+                batch.extend(self.poll(timeout_ms=100))
+                while batch:
+                    event = batch.popleft()
+                    if isinstance(event, ErrorEvent) and event.job_id in (job_id, None):
+                        raise event.error
+                    if event.job_id != job_id:
+                        others.append(event)
+                        continue
+                    if isinstance(event, ResultEvent):
+                        return event.result
+                    if isinstance(event, ProgressEvent) and on_progress:
+                        on_progress(event)
+                    if isinstance(event, StateEvent) and event.state == "cancelled":
+                        raise VideoSceneError(ErrorCode.CANCELLED, f"Job {job_id} was cancelled.")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise VideoSceneError(
+                        ErrorCode.TIMEOUT,
+                        f"Job {job_id} did not finish within {timeout_s} s.",
+                        "The job keeps running on the backend; fetch it later by id.",
+                    )
+        finally:  # the other jobs' events, and the rest of the batch, in their order
+            self._pending[:0] = [*others, *batch]
 
     # ---- short requests ----------------------------------------------------------------
     def status(self, timeout_s: float = 5.0) -> dict:

@@ -99,6 +99,18 @@ def test_an_error_addressed_only_by_reply_to_reaches_its_job(peer) -> None:
     client.close()
 
 
+def test_waiting_on_one_job_keeps_the_other_jobs_events(peer) -> None:
+    client = connected(peer)
+    first, second = client.submit("build_scene", {}), client.submit("build_scene", {})
+    peer.send(Message("progress", body={"stage": "prior", "fraction": 0.5}, job_id=second))
+    peer.send(Message("result", body={"kind": "build_scene", "meta": {}}, job_id=first))
+    peer.send(Message("progress", body={"stage": "prior", "fraction": 0.9}, job_id=second))
+    assert client.wait(first, timeout_s=10).job_id == first
+    events = events_until(client, lambda e: isinstance(e, ProgressEvent) and e.fraction == 0.9)
+    assert [(e.job_id, e.fraction) for e in events] == [(second, 0.5), (second, 0.9)]
+    client.close()
+
+
 def test_malformed_backend_messages_become_error_events(peer) -> None:
     client = connected(peer)
     job = client.submit("render_video", {})
