@@ -9,6 +9,7 @@ fire in the bpy module) for as long as the job reports progress.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -269,9 +270,12 @@ def test_a_120_frame_1080p_path_streams_120_refined_frames_of_the_output_size(ad
     state = bpy.context.window_manager.videoscene_state
     lengths_while_running: set[int] = set()
     statuses: set[str] = set()
+    windows_seen: set[tuple[int, int]] = set()
 
     def watch() -> None:
         statuses.add(state.status)
+        streams = client_glue.SESSION.streams.values()
+        windows_seen.update((st.window, st.windows) for st in streams if st.windows)
         refined = next((s for s in strips(scene) if s.name.endswith("refined")), None)
         if refined is not None and client_glue.SESSION.jobs:
             lengths_while_running.add(len(refined.elements))
@@ -281,7 +285,9 @@ def test_a_120_frame_1080p_path_streams_120_refined_frames_of_the_output_size(ad
     assert not state.refine_message and state.status.startswith("Video ready")
     # The artist saw frames before the job finished, window by window ("window k of K").
     assert len(lengths_while_running - {0}) >= 2
-    assert any(status.startswith("Video: window 1/15") for status in statuses)
+    # Windows arrived one by one (which ones a step catches depends on the machine's speed).
+    assert len(windows_seen) >= 2 and {total for _, total in windows_seen} == {15}, windows_seen
+    assert any(re.search(r"window \d+/15", status) for status in statuses), statuses
 
     by_name = {strip.name: strip for strip in strips(scene)}
     refined = next(s for n, s in by_name.items() if n.endswith("refined"))
