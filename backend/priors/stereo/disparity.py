@@ -155,7 +155,11 @@ def inside_photos(
     # SGBM's block plus its 3x3 Sobel prefilter: pixels nearer the border see the outside.
     reach = BLOCK_SIZE // 2 + 1
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    own_inner, other_inner = (cv2.erode(m.astype(np.uint8), kernel) for m in (own_mask, other_mask))
+    # Beyond the canvas is outside the photo too (SGBM sees the black padding there).
+    own_inner, other_inner = (
+        cv2.erode(m.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        for m in (own_mask, other_mask)
+    )
     height, width = own.shape
     xs = np.round(np.arange(width)[None, :] + direction * np.nan_to_num(own, nan=0.0))
     cols = np.clip(xs, 0, width - 1).astype(np.int64)
