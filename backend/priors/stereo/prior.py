@@ -1,7 +1,8 @@
 """The embedded prior: classical two-view stereo with OpenCV, no weights needed.
 
 Steps (one module each): photos.py (working size, identical photos refused) -> pose.py (SIFT
-matches, essential matrix with an assumed field of view when none is given, the refusals) ->
+matches, essential matrix with an assumed field of view when none is given, its polish, the
+refusals) ->
 rectify.py (keeping the focal length) -> disparity.py (search range from the matches, SGBM both
 ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per pixel of view 0,
 view 1's disocclusions, the far shell).
