@@ -2,10 +2,9 @@
 
 Steps (one module each): photos.py (working size, identical photos refused) -> pose.py (SIFT
 matches, essential matrix with an assumed field of view when none is given, its polish, the
-refusals) ->
-rectify.py (keeping the focal length) -> disparity.py (search range from the matches, SGBM both
-ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per pixel of view 0,
-view 1's disocclusions, the far shell).
+refusals) -> rectify.py (keeping the focal length) -> disparity.py (search range from the
+matches, SGBM both ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per
+pixel of view 0, view 1's disocclusions, the far shell).
 
 Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
 needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
