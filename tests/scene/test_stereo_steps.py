@@ -1,19 +1,24 @@
 """The stereo prior's steps on small synthetic pairs with known depth (tests/scene/
-synthetic_stereo.py): the disparity range from the matches, the fill and its confidence, view
-1's disocclusion Gaussians and the far shell."""
+synthetic_stereo.py): the pose polish, the disparity range from the matches, matches at the
+photos' borders, the fill and its confidence, view 1's disocclusion Gaussians and the far
+shell."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.priors.stereo.disparity import (
     CONFIDENT,
     fill,
+    inside_photos,
     lr_confidence,
     match_disparities,
     search_range,
 )
+from videoscene_backend.priors.stereo.pose import polish, sampson_px
+from videoscene_backend.priors.stereo.prior import opencv_intrinsics
 from videoscene_backend.priors.stereo.splats import FAR_DISPARITY_PX, MAX_GAUSSIANS
 
 from .synthetic_stereo import FOCAL, FOV_DEG, HEIGHT, WIDTH, Plane, make_pair, true_disparity
@@ -57,6 +62,81 @@ def test_search_range_covers_the_matches_with_a_margin_not_the_width() -> None:
     assert search.num_disparities <= 80  # the old search was a third of the width (208 px)
 
 
+def test_search_range_leaves_headroom_above_the_nearest_match() -> None:
+    """Near surfaces at the photo's border often have no feature match: the search reaches a
+    quarter beyond the largest matched disparity, while below the matches' margin suffices."""
+    matched = np.random.default_rng(0).uniform(20.0, 60.0, 500)
+    search = search_range(matched, 640)
+    assert search.max_disparity >= 60.0 * 1.25
+    assert search.min_disparity >= 20.0 - 8  # not down to zero: more room to mismatch
+
+
+def _two_view_matches(R: np.ndarray, t: np.ndarray, K: np.ndarray, count: int = 400):
+    rng = np.random.default_rng(3)
+    points = np.c_[
+        rng.uniform(-2, 2, count), rng.uniform(-1.5, 1.5, count), rng.uniform(4, 12, count)
+    ]
+    pixels = []
+    for X in (points, points @ R.T + t):
+        projected = X @ K.T
+        pixels.append(projected[:, :2] / projected[:, 2:])
+    return pixels
+
+
+def test_polish_recovers_the_pose_from_a_perturbed_start() -> None:
+    K = np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1.0]])
+    R_true = cv2.Rodrigues(np.array([0.02, -0.05, 0.01]))[0]
+    t_true = np.array([1.0, 0.1, 0.05]) / np.linalg.norm([1.0, 0.1, 0.05])
+    left, right = _two_view_matches(R_true, t_true, K)
+    noise = np.random.default_rng(4).normal(0, 0.1, right.shape)  # 0.1 px, as good features
+    right = right + noise
+    R_start = cv2.Rodrigues(np.array([0.005, 0.004, -0.003]))[0] @ R_true  # ~0.4 degrees
+    t_start = t_true + np.array([0.0, 0.03, -0.02])
+    t_start /= np.linalg.norm(t_start)
+    R, t = polish(R_start, t_start, left, right, K)
+    rotation_error = np.degrees(np.linalg.norm(cv2.Rodrigues(R @ R_true.T)[0]))
+    direction_error = np.degrees(np.arccos(np.clip(t @ t_true, -1, 1)))
+    assert rotation_error < 0.05 and direction_error < 0.2
+    rays = [np.c_[p, np.ones(len(p))] @ np.linalg.inv(K).T for p in (left, right)]
+    before = np.median(np.abs(sampson_px(R_start, t_start, *rays, FOCAL)))
+    after = np.median(np.abs(sampson_px(R, t, *rays, FOCAL)))
+    assert after < 0.15 < before
+
+
+def test_polish_is_not_pulled_by_outliers() -> None:
+    K = np.array([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1.0]])
+    R_true, t_true = np.eye(3), np.array([1.0, 0.0, 0.0])
+    left, right = _two_view_matches(R_true, t_true, K)
+    right = right.copy()
+    right[:40, 1] += np.random.default_rng(5).uniform(3, 8, 40)  # a tenth off their row
+    R, t = polish(R_true, t_true, left, right, K)
+    assert np.degrees(np.linalg.norm(cv2.Rodrigues(R)[0])) < 0.1
+    assert np.degrees(np.arccos(np.clip(t @ t_true, -1, 1))) < 0.5
+
+
+def test_opencv_intrinsics_move_the_principal_point_half_a_pixel() -> None:
+    K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    np.testing.assert_allclose(opencv_intrinsics(K), [[500, 0, 319.5], [0, 500, 239.5], [0, 0, 1]])
+    np.testing.assert_allclose(K[:2, 2], [320, 240])  # the caller's K is left alone
+
+
+def test_matches_whose_blocks_reach_beyond_a_photo_are_no_matches() -> None:
+    """The black outside both photos and their borders match each other at the borders'
+    offset, consistently in both directions; such matches must not count."""
+    own = np.full((40, 100), 10.0, np.float32)
+    own_mask = np.zeros((40, 100), bool)
+    own_mask[:, 20:] = True  # view 0's photo starts at column 20
+    other_mask = np.zeros((40, 100), bool)
+    other_mask[:, 5:90] = True
+    inside = inside_photos(own, -1, own_mask, other_mask)
+    assert not inside[:, :23].any()  # the block touches view 0's border
+    assert not inside[:3].any()  # or the canvas's edge
+    assert inside[10:30, 30:90].all()  # matched at x - 10 in 20..80: inside view 1
+    assert not inside[:, 97:].any()  # the match would land within a block of view 1's edge
+    own[:, 50] = 60.0  # its match lands at -10: outside the canvas
+    assert not inside_photos(own, -1, own_mask, other_mask)[:, 50].any()
+
+
 def test_matches_off_their_row_do_not_widen_the_range() -> None:
     left = np.array([[100.0, 50.0], [200.0, 80.0], [300.0, 90.0]])
     right = np.array([[70.0, 50.5], [170.0, 80.0], [100.0, 140.0]])  # the last one is wrong
@@ -79,12 +159,13 @@ def test_every_pixel_of_view_0_gets_one_gaussian_at_its_true_depth(two_planes) -
     assert abs(scale - BASELINE) < 0.03 * BASELINE
     error = np.abs(_view0_depth(scene) * scale - pair.depths[0]) / pair.depths[0]
     assert np.median(error) < 0.01 and np.mean(error < 0.05) > 0.97
-    # Each Gaussian lies on its own pixel's ray: it projects onto that pixel centre.
+    # Each Gaussian lies on its own pixel's ray: it projects onto that pixel's centre, which
+    # the scene's cameras (like the renderers and Blender) put at (j + 0.5, i + 0.5).
     camera = scene.reference_cameras[0]
     projected = scene.means[: WIDTH * HEIGHT].numpy().astype(np.float64) @ camera.K.T
     pixels = projected[:, :2] / projected[:, 2:]
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
-    np.testing.assert_allclose(pixels, np.c_[xs.ravel(), ys.ravel()], atol=1e-2)
+    np.testing.assert_allclose(pixels, np.c_[xs.ravel(), ys.ravel()] + 0.5, atol=1e-2)
 
 
 def test_view_1_adds_only_what_view_0_does_not_see(two_planes) -> None:

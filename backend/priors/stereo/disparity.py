@@ -3,11 +3,19 @@ block matching in both directions, a soft left-right check, and an edge-aware fi
 
 - Range: the inlier matches, rectified, bound the disparities; the search covers them with a
   margin instead of a fixed fraction of the width (which cost time and, through SGBM's
-  unmatched border of min+num disparities, most of the image).
+  unmatched border of min+num disparities, most of the image). The margin above is wider: the
+  nearest surfaces (a floor's bottom rows, a table's front edge) lie at the photo's border,
+  where features are fewest, so they are often nearer than any match. Below, the matches'
+  margin suffices: a search reaching down to zero disparity gives the repetitive and the
+  weakly textured surfaces more ways to mismatch.
 - Both passes run on images padded by that border, so every column of the canvas is matched.
 - Left-right check: each view's disparity is compared with the other view's at the matched
   position (linear interpolation, so sub-pixel disagreement counts as such); the confidence
   falls linearly from 1 at LR_AGREE_PX to 0 at LR_REJECT_PX.
+- Photo borders: a match whose block (or the matched block in the other view) reaches beyond
+  that view's photo is no match: the black outside both photos, and the photo's edge against
+  it, match each other consistently in both directions at the offset of the two borders, and
+  the left-right check cannot tell.
 - Fill: a confidence-weighted fast global smoother (OpenCV contrib's ximgproc, the solver behind
   its disparity WLS filter) guided by the view's own colours, so unmatched pixels take the
   disparity of the confident pixels of the same surface. Matched pixels keep their own value,
@@ -24,6 +32,7 @@ import numpy as np
 RANGE_PERCENTILES = (0.5, 99.5)  # of the rectified match disparities; trims stray matches
 RANGE_MARGIN_FRACTION = 0.15  # of the matched range, on each side
 RANGE_MARGIN_MIN_PX = 6.0
+RANGE_HEADROOM_FRACTION = 0.25  # of the largest matched disparity, above it (if more than margin)
 MAX_VERTICAL_RESIDUAL_PX = 2.0  # rectified matches off their row are not used for the range
 BLOCK_SIZE = 5
 LR_AGREE_PX = 0.5
@@ -58,7 +67,8 @@ def search_range(match_disparities: np.ndarray, canvas_width: int) -> SearchRang
     low, high = np.percentile(match_disparities, RANGE_PERCENTILES)
     margin = max(RANGE_MARGIN_MIN_PX, RANGE_MARGIN_FRACTION * (high - low))
     min_disparity = int(np.floor(low - margin))
-    count = int(np.ceil((high + margin - min_disparity) / 16.0)) * 16
+    top = high + max(margin, RANGE_HEADROOM_FRACTION * high)
+    count = int(np.ceil((top - min_disparity) / 16.0)) * 16
     most = max(16, canvas_width // 2 // 16 * 16)
     return SearchRange(min_disparity, int(np.clip(count, 16, most)))
 
@@ -137,6 +147,26 @@ def lr_confidence(own: np.ndarray, other: np.ndarray, direction: int) -> np.ndar
     return np.clip(np.nan_to_num(confidence, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 
+def inside_photos(
+    own: np.ndarray, direction: int, own_mask: np.ndarray, other_mask: np.ndarray
+) -> np.ndarray:
+    """True where the block around a pixel and the block around its match both lie inside the
+    photos (masks of the oriented canvas; direction as in lr_confidence)."""
+    # SGBM's block plus its 3x3 Sobel prefilter: pixels nearer the border see the outside.
+    reach = BLOCK_SIZE // 2 + 1
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    # Beyond the canvas is outside the photo too (SGBM sees the black padding there).
+    own_inner, other_inner = (
+        cv2.erode(m.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        for m in (own_mask, other_mask)
+    )
+    height, width = own.shape
+    xs = np.round(np.arange(width)[None, :] + direction * np.nan_to_num(own, nan=0.0))
+    cols = np.clip(xs, 0, width - 1).astype(np.int64)
+    rows = np.broadcast_to(np.arange(height)[:, None], own.shape)
+    return (own_inner > 0) & (other_inner[rows, cols] > 0) & (xs >= 0) & (xs <= width - 1)
+
+
 def fill(
     disparity: np.ndarray, confidence: np.ndarray, guide: np.ndarray, photo_mask: np.ndarray
 ) -> DisparityMap:
@@ -169,9 +199,11 @@ def dense_disparity(
     gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
     forward, backward = raw_disparities(gray[0], gray[1], search)
     maps = []
-    for own, other, direction, guide, mask in (
-        (forward, backward, -1, left, masks[0]),
-        (backward, forward, +1, right, masks[1]),
+    for own, other, direction, guide, (mask, other_mask) in (
+        (forward, backward, -1, left, masks),
+        (backward, forward, +1, right, masks[::-1]),
     ):
-        maps.append(fill(own, lr_confidence(own, other, direction), guide, mask))
+        inside = inside_photos(own, direction, mask, other_mask)
+        confidence = np.where(inside, lr_confidence(own, other, direction), 0.0)
+        maps.append(fill(own, confidence, guide, mask))
     return maps[0], maps[1]

@@ -1,10 +1,10 @@
 """The embedded prior: classical two-view stereo with OpenCV, no weights needed.
 
 Steps (one module each): photos.py (working size, identical photos refused) -> pose.py (SIFT
-matches, essential matrix with an assumed field of view when none is given, the refusals) ->
-rectify.py (keeping the focal length) -> disparity.py (search range from the matches, SGBM both
-ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per pixel of view 0,
-view 1's disocclusions, the far shell).
+matches, essential matrix with an assumed field of view when none is given, its polish, the
+refusals) -> rectify.py (keeping the focal length) -> disparity.py (search range from the
+matches, SGBM both ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per
+pixel of view 0, view 1's disocclusions, the far shell).
 
 Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
 needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
@@ -56,7 +56,14 @@ class StereoPrior:
         left, right = working_pair(images)
         height, width = left.shape[:2]
         focal = fov_to_focal_px(fov, width)
+        # The scene's cameras follow the renderers' (and Blender's) convention: pixel (i, j)
+        # spans [j, j + 1] x [i, i + 1], so the principal point is (width / 2, height / 2).
+        # OpenCV puts pixel (i, j)'s centre at (j, i): the same camera has its principal point
+        # half a pixel lower there. Every OpenCV step below uses K_cv; without the shift each
+        # Gaussian sat half a pixel off its pixel diagonally, and re-rendering photo A blended
+        # each pixel with three neighbours.
         K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]])
+        K_cv = opencv_intrinsics(K)
         check_cancelled()
 
         progress("pose", 0.1, "matching features")
@@ -64,11 +71,11 @@ class StereoPrior:
         pts_left, pts_right = match(*gray)
         check_cancelled()
         progress("pose", 0.5, f"{len(pts_left)} matches; estimating the relative pose")
-        pose = relative_pose(pts_left, pts_right, K)
+        pose = relative_pose(pts_left, pts_right, K_cv)
         check_cancelled()
 
         progress("prior", 0.3, "dense stereo")
-        rect = rectify(K, pose.R, pose.t, (width, height))
+        rect = rectify(K_cv, pose.R, pose.t, (width, height))
         matched = match_disparities(
             rect.rectified_coords(0, pose.inlier_points[0]),
             rect.rectified_coords(1, pose.inlier_points[1]),
@@ -89,7 +96,7 @@ class StereoPrior:
         splats_a = view_splats(0, left, maps[0], rect)
         splats_b = view_splats(1, right, maps[1], rect)
         depth_a = splats_a.means[:, 2].reshape(height, width)
-        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K)
+        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
         splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
         scene = _scene(splats)
         c2w1 = np.eye(4)
@@ -119,6 +126,14 @@ class StereoPrior:
         }
         progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")
         return scene
+
+
+def opencv_intrinsics(K: np.ndarray) -> np.ndarray:
+    """K of a camera whose pixel (i, j) spans [j, j + 1] x [i, i + 1] (the renderers', gsplat's
+    and Blender's convention) in OpenCV's, where that pixel is centred at (j, i)."""
+    shifted = K.astype(np.float64).copy()
+    shifted[:2, 2] -= 0.5
+    return shifted
 
 
 def _scene(splats: PixelSplats) -> GaussianScene:
