@@ -11,12 +11,11 @@ from videoscene_protocol.params import BUILD_SCENE, LOAD_SCENE, MAX_CAMERAS, REN
 
 from ..devices import default_device
 from ..priors import select_prior
+from ..scene.gaussians import SH_C0
 from ..scene.ply import load_ply, ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
 from .images import decode_image
 from .path_video import PathRequest, PathVideo, Refinement
-
-SH_C0 = 0.28209479177387814
 
 
 def _bad_params(message: str, hint: str) -> VideoSceneError:

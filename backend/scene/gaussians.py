@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+# The degree-0 spherical-harmonic constant: colour = SH_C0 * sh[:, 0] + 0.5 (3DGS convention).
+SH_C0 = 0.28209479177387814
+
 
 @dataclass
 class PinholeCamera:

@@ -18,8 +18,8 @@ from videoscene_backend.priors.stereo.splats import (
     MAX_GAUSSIANS,
     OPACITY_CONFIDENT,
     OPACITY_FILLED,
-    SH_C0,
 )
+from videoscene_backend.scene.gaussians import SH_C0
 from videoscene_protocol.cameras import blender_to_opencv_c2w, focal_px_to_fov
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 

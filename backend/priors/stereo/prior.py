@@ -19,19 +19,21 @@ import numpy as np
 import torch
 from videoscene_protocol.cameras import fov_to_focal_px
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import BUILD_SCENE
 
-from ...scene.gaussians import GaussianScene, PinholeCamera
+from ...scene.gaussians import SH_C0, GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
 from .disparity import dense_disparity, match_disparities, search_range
 from .errors import prior_failed
 from .photos import working_pair
 from .pose import match, relative_pose
 from .rectify import rectify
-from .splats import SH_C0, PixelSplats, cap, disoccluded, view_splats
+from .splats import PixelSplats, cap, disoccluded, view_splats
 
-ASSUMED_FOV_DEG = 60.0
+FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
+ASSUMED_FOV_DEG = FOV_PARAM.manual_default
 MIN_MATCHED_FRACTION = 0.15  # of photo A's pixels with a confident match (a mirrored pair: 0.09)
-FOV_RANGE_DEG = (10.0, 150.0)
+FOV_RANGE_DEG = (FOV_PARAM.minimum, FOV_PARAM.maximum)
 
 
 class StereoPrior:

@@ -20,7 +20,6 @@ import numpy as np
 from .disparity import DisparityMap
 from .rectify import Rectification
 
-SH_C0 = 0.28209479177387814
 SIGMA_PX = 0.5  # Gaussian sigma in pixels of its reference camera
 OPACITY_FILLED = 0.9  # opacity of a pixel with no confidence; confident pixels reach 0.999
 OPACITY_CONFIDENT = 0.999
