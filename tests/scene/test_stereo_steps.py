@@ -19,7 +19,14 @@ from videoscene_backend.priors.stereo.disparity import (
 )
 from videoscene_backend.priors.stereo.pose import polish, sampson_px
 from videoscene_backend.priors.stereo.prior import opencv_intrinsics
-from videoscene_backend.priors.stereo.splats import FAR_DISPARITY_PX, MAX_GAUSSIANS
+from videoscene_backend.priors.stereo.splats import (
+    CRACK_PUSH,
+    FAR_DISPARITY_PX,
+    MAX_GAUSSIANS,
+    PixelSplats,
+    behind,
+    uncovered,
+)
 
 from .synthetic_stereo import FOCAL, FOV_DEG, HEIGHT, WIDTH, Plane, make_pair, true_disparity
 
@@ -247,3 +254,43 @@ def test_a_background_at_infinity_goes_onto_the_far_shell() -> None:
     inner[HEIGHT // 2 - 8 :] = False  # away from the horizon, where the fill blends
     assert np.median(distance[inner]) > 20 * near_depth
     assert np.median(np.abs(distance[inner] / shell - 1.0)) < 0.2
+
+
+def _plane_points(depth: float, width: int = 64, height: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """One point per pixel centre (OpenCV convention) of a fronto-parallel plane, and K."""
+    K = np.array([[50.0, 0, (width - 1) / 2], [0, 50.0, (height - 1) / 2], [0, 0, 1]])
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    rays = np.linalg.solve(K, np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]))
+    return (rays * depth).T, K
+
+
+def test_view_1_fills_the_cracks_where_view_0_is_stretched() -> None:
+    means, K = _plane_points(depth=4.0)
+    # The same camera: every pixel receives view 0's own Gaussian, nothing to fill.
+    assert not uncovered(means, np.eye(3), np.zeros(3), K, 64, 48).any()
+    # View 1 halfway to the plane: view 0's Gaussians land two pixels apart, so about three
+    # pixels in four are cracks that view 1's own Gaussians must fill.
+    cracks = uncovered(means, np.eye(3), np.array([0.0, 0.0, -2.0]), K, 64, 48)
+    assert 0.6 < cracks.mean() < 0.9
+    # Behind view 1 or outside its photo counts for nothing.
+    assert uncovered(means, np.eye(3), np.array([0.0, 0.0, -5.0]), K, 64, 48).all()
+
+
+def test_crack_fillers_sit_just_behind_view_0s_surface() -> None:
+    means, _ = _plane_points(depth=4.0, width=4, height=2)
+    count = len(means)
+    splats = PixelSplats(
+        means=means.astype(np.float32),
+        colours=np.zeros((count, 3), np.float32),
+        sigmas=np.full(count, 0.01, np.float32),
+        opacities=np.ones(count, np.float32),
+        confidence=np.ones(count, np.float32),
+        filled=np.zeros(count, bool),
+        far=np.zeros(count, bool),
+    )
+    selected = np.arange(count) % 2 == 0
+    centre = np.array([1.0, 0.0, 0.0])  # view 1's camera centre in view 0's frame
+    behind(splats, selected, centre)
+    moved = np.linalg.norm(splats.means - centre, axis=1) / np.linalg.norm(means - centre, axis=1)
+    np.testing.assert_allclose(moved[selected], 1 + CRACK_PUSH, rtol=1e-5)
+    np.testing.assert_allclose(moved[~selected], 1.0, rtol=1e-6)

@@ -28,7 +28,7 @@ from .errors import prior_failed
 from .photos import working_pair
 from .pose import match, relative_pose
 from .rectify import rectify
-from .splats import PixelSplats, cap, disoccluded, view_splats
+from .splats import PixelSplats, behind, cap, disoccluded, uncovered, view_splats
 
 FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
 ASSUMED_FOV_DEG = FOV_PARAM.manual_default
@@ -99,6 +99,9 @@ class StereoPrior:
         splats_b = view_splats(1, right, maps[1], rect)
         depth_a = splats_a.means[:, 2].reshape(height, width)
         new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
+        cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
+        behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
+        new_b |= cracks
         splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
         scene = _scene(splats)
         c2w1 = np.eye(4)

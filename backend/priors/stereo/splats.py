@@ -27,6 +27,9 @@ FAR_DISPARITY_PX = 1.0
 # A view-1 pixel is new (view 0 does not see it) when, seen from view 0, it lies behind view 0's
 # surface by more than this disparity, or outside view 0's photo.
 DISOCCLUSION_DISPARITY_PX = 1.5
+# Relative depth by which view 1's crack fillers sit behind view 0's surface: enough to stay
+# behind view 0's Gaussians at photo A's camera despite depth noise, small in parallax.
+CRACK_PUSH = 0.03
 MAX_GAUSSIANS = (
     524_288  # NoPoSplat's count (2 x 512^2): what the renderers and importer are sized for
 )
@@ -126,6 +129,32 @@ def disoccluded(
     # Both far: the shell is one surface, so view 1's sky inside view 0's photo is a duplicate.
     duplicate_far = splats_b.far & far_a[rows, cols]
     return in_front & (~inside | (behind & ~duplicate_far))
+
+
+def uncovered(
+    means_a: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """View 1's pixels (row-major) that no view-0 Gaussian lands on when seen from view 1: where
+    view 0's surface is stretched (grazing or nearer to view 1) or its depth is noisy, its
+    Gaussians leave cracks there, and view 1's own Gaussians must fill them."""
+    points = rotate(R, means_a.astype(np.float64)) + t
+    projected = rotate(K, points)
+    z = projected[:, 2]
+    in_front = z > 1e-9
+    u = np.round(projected[:, 0] / np.where(in_front, z, 1.0))
+    v = np.round(projected[:, 1] / np.where(in_front, z, 1.0))
+    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    index = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
+    return np.bincount(index, minlength=width * height) == 0
+
+
+def behind(splats: PixelSplats, selected: np.ndarray, centre: np.ndarray) -> None:
+    """Move the selected Gaussians of a view a little further along their rays from the view's
+    camera centre: crack fillers then show through view 0's gaps but stay behind view 0's own
+    (nearly opaque) Gaussians, which keep photo A sharp at its camera."""
+    offset = splats.means[selected] - centre.astype(np.float32)
+    splats.means[selected] = centre.astype(np.float32) + offset * np.float32(1 + CRACK_PUSH)
+    splats.sigmas[selected] *= np.float32(1 + CRACK_PUSH)
 
 
 def cap(splats: PixelSplats, first: int, limit: int = MAX_GAUSSIANS) -> PixelSplats:
