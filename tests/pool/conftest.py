@@ -74,7 +74,10 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
                 replicas=REPLICAS,
                 extra_handlers={"slow": "pool_handlers:slow_job"},
                 local_cpus=REPLICAS + 2,
-                local_object_store_bytes=256 << 20,
+                # Eight clients' scenes (a PLY of ~30 MB each at this size) and their results
+                # pass through the object store: at 256 MiB it spilled, and a put waiting on
+                # the spill stalled this process (front end and clients) for seconds.
+                local_object_store_bytes=1 << 30,
             )
         )
         handle = start_in_thread(root / "out", checkpoints, executor=executor, max_queue=16)
