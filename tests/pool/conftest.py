@@ -75,8 +75,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceHandle]:
                 extra_handlers={"slow": "pool_handlers:slow_job"},
                 local_cpus=REPLICAS + 2,
                 # Eight clients' scenes (a PLY of ~30 MB each at this size) and their results
-                # pass through the object store: at 256 MiB it spilled, and a put waiting on
-                # the spill stalled this process (front end and clients) for seconds.
+                # pass through the object store. At 256 MiB this process (front end and
+                # clients) once went silent for 7 s in CI; spilling is the suspected cause.
                 local_object_store_bytes=1 << 30,
             )
         )
