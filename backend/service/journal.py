@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +95,7 @@ def recover(output_dir: Path) -> Recovery:
     root = results.jobs_root(output_dir)
     for path in sorted(root.iterdir()):
         if results.is_partial_name(path.name) and is_valid_id(path.name[1 : -len(".partial")]):
-            _remove(path)
+            results.remove_path(path)
             report.partials_removed += 1
     return report
 
@@ -105,24 +104,16 @@ def _keep_only_frames(work_dir: Path) -> None:
     """Empty an interrupted job's work folder except the frames it finished (frames.json names
     how many are complete; a half-written frame is a .tmp file, dropped with the rest)."""
     if work_dir.is_symlink() or not work_dir.is_dir():
-        if work_dir.is_symlink():
-            work_dir.unlink()
+        results.remove_path(work_dir)
         return
     keep = {frame_store.MANIFEST, *frame_store.FRAME_KINDS}
     has_frames = (work_dir / frame_store.MANIFEST).is_file()
     for path in work_dir.iterdir():
         if not has_frames or path.name not in keep or path.is_symlink():
-            _remove(path)
+            results.remove_path(path)
         elif path.is_dir():
             for leftover in path.glob("*.tmp"):
                 leftover.unlink()
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or not path.is_dir():
-        path.unlink()
-    else:
-        shutil.rmtree(path)
 
 
 class OutputFolderLock:

@@ -59,12 +59,17 @@ def is_partial_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder tree; nothing when absent."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def _publish(partial: Path, final: Path) -> None:
     """Rename the finished folder into place: readers see all of it or nothing."""
-    if final.is_symlink():
-        final.unlink()
-    elif final.exists():
-        shutil.rmtree(final)
+    remove_path(final)
     os.replace(partial, final)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -542,10 +541,7 @@ class BackendService:
         starts afresh), a context whose progress reaches the job's watchers."""
         journal.record_submitted(self.output_dir, job.job_id, job.kind, "running")
         work_dir = results.partial_dir(self.output_dir, job.job_id)
-        if work_dir.is_symlink():
-            work_dir.unlink()
-        elif work_dir.exists():
-            shutil.rmtree(work_dir)
+        results.remove_path(work_dir)
         work_dir.mkdir(parents=True)
         job.started = time.perf_counter()
         return JobContextImpl(
