@@ -162,3 +162,19 @@ def evaluated_point_cloud(obj: bpy.types.Object) -> dict:
         materials = [material.name for material in cloud.materials if material is not None]
         return {"count": len(cloud.points), "attributes": attributes, "materials": materials}
     raise AssertionError(f"{obj.name} shows no point cloud")
+
+
+def random_splat(
+    count: int, seed: int = 0, opacity: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, np.ndarray]:
+    """Random splat arrays as the backend sends them (unit quaternions, linear values)."""
+    rng = np.random.default_rng(seed)
+    quats = rng.normal(size=(count, 4)).astype(np.float32)
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    return {
+        "means": rng.normal(size=(count, 3)).astype(np.float32),
+        "quats": quats,
+        "scales": rng.uniform(0.01, 0.1, size=(count, 3)).astype(np.float32),
+        "opacities": rng.uniform(*opacity, size=count).astype(np.float32),
+        "colors": rng.uniform(0.0, 1.0, size=(count, 3)).astype(np.float32),
+    }

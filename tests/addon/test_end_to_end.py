@@ -26,6 +26,7 @@ from .conftest import (
     ROOT,
     evaluated_point_cloud,
     keyframed_camera,
+    random_splat,
     splat_objects,
     submodule,
 )
@@ -222,8 +223,6 @@ def make_tiny_video_weights(folder: Path) -> Path:
 def small_scene_empty(scene: bpy.types.Scene, folder: Path) -> bpy.types.Object:
     """A scene empty whose backend scene id is stale and whose PLY is a few hundred splats in
     front of keyframed_camera's path: Generate re-sends the PLY (load_scene) and renders it."""
-    from .test_importers import random_splat
-
     arrays = random_splat(300, seed=4)
     opacities = np.clip(arrays["opacities"] + 0.3, 0.05, 0.95)
     folder.mkdir(parents=True, exist_ok=True)

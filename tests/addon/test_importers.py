@@ -14,6 +14,7 @@ from .conftest import (
     ADDON_MODULE,
     evaluated_point_cloud,
     keyframed_camera,
+    random_splat,
     splat_objects,
     submodule,
 )
@@ -21,19 +22,6 @@ from .conftest import (
 cameras = pytest.importorskip(
     "videoscene_protocol.cameras", reason="protocol/cameras.py not in the tree yet"
 )
-
-
-def random_splat(count: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    quats = rng.normal(size=(count, 4)).astype(np.float32)
-    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
-    return {
-        "means": rng.normal(size=(count, 3)).astype(np.float32),
-        "quats": quats,
-        "scales": rng.uniform(0.01, 0.1, size=(count, 3)).astype(np.float32),
-        "opacities": rng.uniform(0.0, 1.0, size=count).astype(np.float32),
-        "colors": rng.uniform(0.0, 1.0, size=(count, 3)).astype(np.float32),
-    }
 
 
 def test_import_splat_shows_points_with_attributes_and_material(addon, point_cloud_path):

@@ -10,7 +10,7 @@ import numpy as np
 import plyfile
 import pytest
 
-from .conftest import splat_objects, submodule
+from .conftest import random_splat, splat_objects, submodule
 
 SH_C0 = 0.28209479177387814
 GS_FIELDS = ["f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2"]
@@ -112,7 +112,7 @@ def test_plain_rgb_point_cloud_colours(addon, tmp_path):
 
 def test_exported_backend_splat_matches_its_linear_values(addon, point_cloud_path, tmp_path):
     splat = submodule("importers.splat")
-    arrays = random_arrays(800)
+    arrays = random_splat(800, seed=3, opacity=(0.05, 0.95))
     obj = splat.import_splat(bpy.context, arrays, None, bpy.context.scene.collection)
     exported = export_operator(obj, tmp_path / "backend.ply")
     dc = np.stack([exported[f"f_dc_{c}"] for c in range(3)], axis=1)
@@ -122,19 +122,6 @@ def test_exported_backend_splat_matches_its_linear_values(addon, point_cloud_pat
     assert np.allclose(scales, arrays["scales"], rtol=1e-5)
     rot = np.stack([exported[f"rot_{i}"] for i in range(4)], axis=1)
     assert np.allclose(rot, arrays["quats"], atol=1e-6)
-
-
-def random_arrays(count: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(3)
-    quats = rng.normal(size=(count, 4)).astype(np.float32)
-    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
-    return {
-        "means": rng.normal(size=(count, 3)).astype(np.float32),
-        "quats": quats,
-        "scales": rng.uniform(0.01, 0.1, size=(count, 3)).astype(np.float32),
-        "opacities": rng.uniform(0.05, 0.95, size=count).astype(np.float32),
-        "colors": rng.uniform(0.0, 1.0, size=(count, 3)).astype(np.float32),
-    }
 
 
 # -- malformed files ------------------------------------------------------------------------
@@ -259,7 +246,12 @@ def test_export_refuses_what_is_not_a_splat(addon, tmp_path):
 
 def test_export_refuses_non_finite_values(addon, tmp_path):
     splat = submodule("importers.splat")
-    obj = splat.import_splat(bpy.context, random_arrays(20), None, bpy.context.scene.collection)
+    obj = splat.import_splat(
+        bpy.context,
+        random_splat(20, seed=3, opacity=(0.05, 0.95)),
+        None,
+        bpy.context.scene.collection,
+    )
     scales = np.full(20 * 3, 0.05, dtype=np.float32)
     scales[7] = np.inf
     obj.data.attributes["log_scale"].data.foreach_set("vector", scales)
