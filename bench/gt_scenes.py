@@ -27,13 +27,23 @@ LENS_MM, SENSOR_MM = 26.0, 36.0
 
 
 def material(
-    name: str, kind: str, scale: float, colour_a, colour_b, fine: float, mosaic: bool = False
+    name: str,
+    kind: str,
+    scale: float,
+    colour_a,
+    colour_b,
+    fine: float,
+    mosaic: bool = False,
+    distortion: float = 0.0,
+    upright: bool = False,
 ) -> bpy.types.Material:
     """A Principled BSDF whose base colour is a two-colour ramp over a procedural texture, with
     noise of `fine` cycles per metre overlaid so that every surface has texture at the pixel
     scale (`mosaic`: Voronoi cells of random colours instead, whose sharp borders survive the
     denoiser). Both textures read world-space positions, so scales are per metre whatever the
-    object's size."""
+    object's size. `distortion` bends a wave texture's bands (wood grain rather than stripes).
+    `upright`: the main texture reads (x, z, y), for a wall facing y: brick and wave textures
+    vary in their first two coordinates only, so on such a wall they would show stripes."""
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -49,8 +59,18 @@ def material(
         }[kind]
     )
     texture.inputs["Scale"].default_value = scale
+    if kind == "wave":
+        texture.inputs["Distortion"].default_value = distortion
     position = nodes.new("ShaderNodeNewGeometry").outputs["Position"]
-    links.new(position, texture.inputs["Vector"])
+    if upright:
+        separate = nodes.new("ShaderNodeSeparateXYZ")
+        combine = nodes.new("ShaderNodeCombineXYZ")
+        links.new(position, separate.inputs[0])
+        for source, target in (("X", "X"), ("Z", "Y"), ("Y", "Z")):
+            links.new(separate.outputs[source], combine.inputs[target])
+        links.new(combine.outputs[0], texture.inputs["Vector"])
+    else:
+        links.new(position, texture.inputs["Vector"])
     ramp = nodes.new("ShaderNodeValToRGB")
     ramp.color_ramp.elements[0].color = (*colour_a, 1)
     ramp.color_ramp.elements[1].color = (*colour_b, 1)
@@ -218,9 +238,24 @@ def outdoor_sky() -> dict:
 
 
 def close_object() -> dict:
-    """Objects on a table about 0.6 m from the camera, a wall behind."""
+    """Objects on a wooden table about 0.6 m from the camera, a brick wall behind."""
+    table = material(
+        "table", "wave", 12.0, (0.35, 0.2, 0.08), (0.75, 0.5, 0.3), 300.0, distortion=6.0
+    )
+    wall = material("wall", "brick", 8.0, (0.45, 0.45, 0.5), (0.85, 0.85, 0.8), 300.0, upright=True)
+    return _objects_on_table(table, wall)
+
+
+def striped_table() -> dict:
+    """A stress case, reported apart from the targets: the close scene with a table of straight
+    stripes and a wall of vertical lines (the brick texture without `upright`), both periodic
+    along the baseline, where block matching cannot tell one period from the next."""
     table = material("table", "wave", 12.0, (0.35, 0.2, 0.08), (0.75, 0.5, 0.3), 300.0)
     wall = material("wall", "brick", 8.0, (0.45, 0.45, 0.5), (0.85, 0.85, 0.8), 300.0)
+    return _objects_on_table(table, wall)
+
+
+def _objects_on_table(table: bpy.types.Material, wall: bpy.types.Material) -> dict:
     red = material("red", "checker", 25.0, (0.6, 0.05, 0.05), (1.0, 0.8, 0.3), 300.0)
     green = material("green", "noise", 20.0, (0.05, 0.4, 0.1), (0.8, 1.0, 0.6), 300.0)
     blue = material("blue", "voronoi", 30.0, (0.1, 0.1, 0.6), (0.9, 0.9, 1.0), 300.0)
@@ -267,7 +302,12 @@ def close_object() -> dict:
     }
 
 
-SCENES = {"indoor_room": indoor_room, "outdoor_sky": outdoor_sky, "close_object": close_object}
+SCENES = {
+    "indoor_room": indoor_room,
+    "outdoor_sky": outdoor_sky,
+    "close_object": close_object,
+    "striped_table": striped_table,
+}
 
 
 def camera(name: str, location, target) -> bpy.types.Object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..scene.gaussians import GaussianScene
+from .torch_backend import SCREEN_BLUR_PX2
 
 
 def render_gsplat(
@@ -38,6 +39,7 @@ def render_gsplat(
         near_plane=near,
         far_plane=far,
         sh_degree=sh_degree,
+        eps2d=SCREEN_BLUR_PX2,
         backgrounds=background.expand(len(c2w), 3),
         render_mode="RGB+ED",
         packed=False,

@@ -29,6 +29,7 @@ TILE = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
+SCREEN_BLUR_PX2 = 0.3  # gsplat's eps2d: added to each projected covariance's diagonal
 # exp() of a large negative number takes a slow path (underflow) on CPU, tens of times slower;
 # beyond this exponent alpha < ALPHA_MIN for any opacity <= 1, so clamping changes no value.
 SIGMA_CUTOFF = 20.0
@@ -79,7 +80,15 @@ def render_torch(
 
 def _render_one(scene, covars, viewmat, c2w, K, width, height, background, near, far, sh_degree):
     radii, means2d, depths, conics, _ = _fully_fused_projection(
-        scene.means, covars, viewmat[None], K[None], width, height, near_plane=near, far_plane=far
+        scene.means,
+        covars,
+        viewmat[None],
+        K[None],
+        width,
+        height,
+        eps2d=SCREEN_BLUR_PX2,
+        near_plane=near,
+        far_plane=far,
     )
     radii, means2d, depths, conics = radii[0], means2d[0], depths[0], conics[0]
     visible = torch.nonzero((radii > 0).all(dim=-1)).squeeze(1)

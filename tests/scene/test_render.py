@@ -152,8 +152,9 @@ def test_compositing_constants_match_gsplats_kernels() -> None:
     assert "sigma < 0.f || alpha < ALPHA_THRESHOLD" in forward  # the skip rule we follow
     import gsplat
 
-    tile_size = inspect.signature(gsplat.rasterization).parameters["tile_size"].default
-    assert tile_size == torch_backend.TILE
+    defaults = inspect.signature(gsplat.rasterization).parameters
+    assert defaults["tile_size"].default == torch_backend.TILE
+    assert defaults["eps2d"].default == torch_backend.SCREEN_BLUR_PX2
 
 
 def test_empty_view_shows_the_background() -> None:

@@ -1,7 +1,7 @@
 """The stereo prior's steps on small synthetic pairs with known depth (tests/scene/
 synthetic_stereo.py): the pose polish, the disparity range from the matches, matches at the
-photos' borders, the fill and its confidence, view 1's disocclusion Gaussians and the far
-shell."""
+photos' borders, the matches' guide, the fill and its confidence, view 1's disocclusion
+Gaussians and the far shell."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ import pytest
 from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.priors.stereo.disparity import (
     CONFIDENT,
+    GUIDE_AGREE,
+    GUIDE_REJECT,
+    GUIDE_SIGMAS_PX,
     fill,
+    guide_agreement,
     inside_photos,
     lr_confidence,
-    match_disparities,
     search_range,
+    sparse_guide,
+    sparse_matches,
 )
 from videoscene_backend.priors.stereo.pose import polish, sampson_px
 from videoscene_backend.priors.stereo.prior import opencv_intrinsics
@@ -147,7 +152,9 @@ def test_matches_whose_blocks_reach_beyond_a_photo_are_no_matches() -> None:
 def test_matches_off_their_row_do_not_widen_the_range() -> None:
     left = np.array([[100.0, 50.0], [200.0, 80.0], [300.0, 90.0]])
     right = np.array([[70.0, 50.5], [170.0, 80.0], [100.0, 140.0]])  # the last one is wrong
-    np.testing.assert_allclose(match_disparities(left, right), [30.0, 30.0])
+    matches = sparse_matches(left, right)
+    np.testing.assert_allclose(matches.disparity, [30.0, 30.0])
+    np.testing.assert_allclose(matches.left, left[:2])
 
 
 def test_the_prior_searches_the_true_disparities_of_the_scene(two_planes) -> None:
@@ -212,6 +219,59 @@ def test_fill_gives_holes_the_disparity_of_their_own_surface_and_marks_them() ->
     assert (result.confidence[20:40, 45:70] < CONFIDENT).all()
     assert (result.confidence[~result.filled] >= CONFIDENT).all()
     np.testing.assert_allclose(result.disparity[:, :40], 10.0, atol=0.5)
+
+
+def _plane_disparity(shape: tuple[int, int]) -> np.ndarray:
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (20.0 + 0.05 * xs + 0.02 * ys).astype(np.float32)
+
+
+def test_the_guide_interpolates_the_matches_and_is_unknown_where_none_are_near() -> None:
+    shape = (120, 240)
+    plane = _plane_disparity(shape)
+    rng = np.random.default_rng(3)
+    positions = rng.uniform((0, 0), (100, 120), (150, 2))  # (x, y): the left part only
+    disparities = plane[positions[:, 1].astype(int), positions[:, 0].astype(int)]
+    guide = sparse_guide(positions, disparities, shape)
+    inner = guide[10:110, 10:90]
+    np.testing.assert_allclose(inner, plane[10:110, 10:90], atol=0.6)
+    far = int(100 + 4 * max(GUIDE_SIGMAS_PX))
+    assert np.isnan(guide[:, far:]).all()
+
+
+def test_block_matches_far_from_the_guide_lose_their_confidence() -> None:
+    guide = np.full((5, 4), 40.0, np.float32)
+    guide[4] = np.nan  # no matches near this row
+    agree = GUIDE_AGREE[0] + GUIDE_AGREE[1] * 40.0
+    reject = GUIDE_REJECT[0] + GUIDE_REJECT[1] * 40.0
+    rows = [40.5, 40.0 - agree, 40.0 + (agree + reject) / 2, 40.0 + reject + 2.0, 90.0]
+    own = np.repeat(np.array(rows, np.float32)[:, None], 4, axis=1)
+    own[2, 2] = np.nan  # no match at all
+    agreement = guide_agreement(own, guide)
+    assert (agreement[:2] == 1.0).all()  # within the tolerance
+    np.testing.assert_allclose(agreement[2, [0, 1, 3]], 0.5, atol=1e-5)  # soft in between
+    assert agreement[2, 2] == 0.0
+    assert (agreement[3] == 0.0).all()  # e.g. another period of a repetitive texture
+    assert (agreement[4] == 1.0).all()  # nothing to judge it by
+
+
+def test_the_fill_takes_the_guide_where_no_match_is_confident() -> None:
+    """A striped surface SGBM could not match: the colour-guided fill cannot cross its stripes,
+    so without the guide it falls back to the other surface's disparity."""
+    shape = (60, 120)
+    colours = np.zeros((*shape, 3), np.uint8)
+    colours[:, 60:][:, ::4] = 220  # stripes on the right half
+    plane = _plane_disparity(shape)
+    disparity = np.where(np.arange(120)[None, :] < 60, 10.0, np.nan).astype(np.float32)
+    disparity = np.repeat(disparity, 60, axis=0)
+    confidence = np.where(np.isnan(disparity), 0.0, 1.0).astype(np.float32)
+    mask = np.ones(shape, bool)
+    guide = np.where(np.arange(120)[None, :] >= 60, plane, np.nan).astype(np.float32)
+    guided = fill(disparity, confidence, colours, mask, guide)
+    np.testing.assert_allclose(guided.disparity[:, 64:], plane[:, 64:], atol=1.0)
+    assert guided.filled[:, 60:].all() and (guided.confidence[:, 60:] < CONFIDENT).all()
+    unguided = fill(disparity, confidence, colours, mask)
+    assert np.abs(unguided.disparity[:, 64:] - plane[:, 64:]).mean() > 5.0
 
 
 def test_left_right_check_is_soft_and_sub_pixel() -> None:

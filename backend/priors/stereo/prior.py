@@ -3,8 +3,9 @@
 Steps (one module each): photos.py (working size, identical photos refused) -> pose.py (SIFT
 matches, essential matrix with an assumed field of view when none is given, its polish, the
 refusals) -> rectify.py (keeping the focal length) -> disparity.py (search range from the
-matches, SGBM both ways, soft left-right check, edge-aware fill) -> splats.py (one Gaussian per
-pixel of view 0, view 1's disocclusions, the far shell).
+matches, SGBM both ways, soft left-right check, the matches' guide, edge-aware fill) ->
+splats.py (one Gaussian per pixel of view 0, view 1's disocclusions, the far shell) ->
+colours.py (view 0's colours fitted to re-render photo A at its camera).
 
 Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
 needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
@@ -23,12 +24,13 @@ from videoscene_protocol.params import BUILD_SCENE
 
 from ...scene.gaussians import SH_C0, GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
-from .disparity import dense_disparity, match_disparities, search_range
+from .colours import fit_colours
+from .disparity import dense_disparity, search_range, sparse_matches
 from .errors import prior_failed
 from .photos import working_pair
 from .pose import match, relative_pose
 from .rectify import rectify
-from .splats import PixelSplats, behind, cap, disoccluded, uncovered, view_splats
+from .splats import SIGMA_PX, PixelSplats, behind, cap, disoccluded, uncovered, view_splats
 
 FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
 ASSUMED_FOV_DEG = FOV_PARAM.manual_default
@@ -78,14 +80,14 @@ class StereoPrior:
 
         progress("prior", 0.3, "dense stereo")
         rect = rectify(K_cv, pose.R, pose.t, (width, height))
-        matched = match_disparities(
+        sparse = sparse_matches(
             rect.rectified_coords(0, pose.inlier_points[0]),
             rect.rectified_coords(1, pose.inlier_points[1]),
         )
-        search = search_range(matched, rect.oriented_size[0])
+        search = search_range(sparse.disparity, rect.oriented_size[0])
         photos = (rect.warp(0, left), rect.warp(1, right))
         masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
-        maps = dense_disparity(*photos, masks, search)
+        maps = dense_disparity(*photos, masks, search, sparse)
         matched = float(np.mean(~maps[0].filled[masks[0]]))
         if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
             raise prior_failed(
@@ -96,6 +98,12 @@ class StereoPrior:
 
         progress("prior", 0.8, "Gaussians")
         splats_a = view_splats(0, left, maps[0], rect)
+        splats_a.colours = fit_colours(
+            splats_a.colours.reshape(height, width, 3),
+            splats_a.means[:, 2].reshape(height, width),
+            splats_a.opacities.reshape(height, width),
+            SIGMA_PX,
+        ).reshape(-1, 3)
         splats_b = view_splats(1, right, maps[1], rect)
         depth_a = splats_a.means[:, 2].reshape(height, width)
         new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)

@@ -1,7 +1,8 @@
 """One Gaussian per pixel of view 0, plus view 1's pixels that view 0 does not see.
 
 Each Gaussian sits on its own pixel's ray (so at its reference camera it projects exactly onto
-the pixel centre and takes that pixel's colour: no resampling), at the depth of its disparity.
+the pixel centre and takes that pixel's colour: no resampling; colours.py then fits view 0's),
+at the depth of its disparity.
 Its size is the pixel's footprint at that depth times SIGMA_PX, chosen for the renderers' rules
 (gsplat's: alpha = min(0.999, opacity * exp(-r^2 / 2 sigma^2)) plus a 0.3 px^2 screen-space
 blur): neighbours overlap enough that the reference view has no gaps, little enough that it is
