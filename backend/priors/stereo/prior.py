@@ -98,14 +98,14 @@ class StereoPrior:
 
         progress("prior", 0.8, "Gaussians")
         splats_a = view_splats(0, left, maps[0], rect)
+        depth_a = splats_a.means[:, 2].reshape(height, width)
         splats_a.colours = fit_colours(
             splats_a.colours.reshape(height, width, 3),
-            splats_a.means[:, 2].reshape(height, width),
+            depth_a,
             splats_a.opacities.reshape(height, width),
             SIGMA_PX,
         ).reshape(-1, 3)
         splats_b = view_splats(1, right, maps[1], rect)
-        depth_a = splats_a.means[:, 2].reshape(height, width)
         new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
         cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
         behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
