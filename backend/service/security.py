@@ -1,41 +1,188 @@
-"""CurveZMQ for remote use: required on any non-loopback address (zmq.auth does the work).
+"""Who may connect and what a bind address means (zmq.auth does the CurveZMQ work).
 
-Key folder layout (made by `videoscene-backend keygen DIR`):
-    DIR/server.key, DIR/server.key_secret          the server's key pair
-    DIR/client.key, DIR/client.key_secret          a client key pair to hand to an artist
-    DIR/authorized_clients/*.key                   public keys of clients allowed in
+Endpoints: `tcp://HOST:PORT` with HOST a literal IPv4/IPv6 address or `localhost` and PORT a
+number or `*`, or `ipc://PATH`. Anything else is refused before the socket listens: ZeroMQ reads
+`tcp://A:P;B:Q` as source;bind and accepts interface names, so a text check of the host is not
+enough. After binding, the socket's real endpoint (LAST_ENDPOINT) is checked again with
+`ipaddress`: keyless only on loopback.
+
+Key folder layout (made by `videoscene-backend keygen DIR [--client NAME] [--admin]`), every
+file 0600 in 0700 folders:
+    DIR/server.key, DIR/server.key_secret      the server's key pair (server.key goes to artists)
+    DIR/clients/NAME.key, NAME.key_secret      one client key pair per artist
+    DIR/authorized_clients/NAME.key            public keys allowed in (delete one to revoke)
+    DIR/admin_clients/NAME.key                 public keys that may see every artist's jobs
+The two allow-lists are reloaded while serving (every KEYS_RELOAD_S): a removed key is refused at
+its next message, not only at its next connection.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import shutil
+import stat
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import zmq
 import zmq.auth
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from zmq.auth.thread import ThreadAuthenticator
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 AUTHORIZED = "authorized_clients"
+ADMINS = "admin_clients"
+CLIENTS = "clients"
+DEFAULT_CLIENT = "client"
+LOCAL_OWNER = "local"  # the owner of every job on a keyless (loopback or ipc) backend
+KEYS_RELOAD_S = 2.0
+CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/]+):(?P<port>\d{1,5}|\*)$")
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
-def is_loopback(bind: str) -> bool:
-    if bind.startswith(("ipc://", "inproc://")):
+def _bad_bind(bind: str, why: str) -> VideoSceneError:
+    return VideoSceneError(
+        ErrorCode.BAD_BIND,
+        f"Refusing to listen on {bind[:200]!r}: {why}.",
+        "Use tcp://IP:PORT with a literal address (127.0.0.1, ::1, 0.0.0.0, a LAN address) "
+        "or localhost, or ipc://PATH.",
+    )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    bind: str
+    loopback: bool  # known before binding; checked again on the bound endpoint
+
+
+def parse_bind(bind: str) -> Endpoint:
+    """The endpoint, or BAD_BIND for anything that is not plainly one address."""
+    if not isinstance(bind, str) or any(c in bind for c in ";, \t\r\n\0"):
+        raise _bad_bind(str(bind), "only one address is allowed (no ';' source part)")
+    if bind.startswith("ipc://"):
+        if len(bind) <= len("ipc://") or bind.startswith("ipc://@"):
+            raise _bad_bind(bind, "ipc needs a file path (abstract sockets have no permissions)")
+        return Endpoint(bind, loopback=True)
+    match = _TCP.match(bind)
+    if match is None:
+        raise _bad_bind(bind, "it is not tcp://HOST:PORT or ipc://PATH")
+    host, port = match["host"], match["port"]
+    if port != "*" and not 0 <= int(port) <= 65535:
+        raise _bad_bind(bind, f"port {port} is out of range")
+    if host == "localhost":
+        return Endpoint(bind, loopback=True)
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise _bad_bind(
+            bind, f"{host!r} is not a literal IP address (interface names refused)"
+        ) from None
+    return Endpoint(bind, loopback=address.is_loopback)
+
+
+def endpoint_is_loopback(last_endpoint: str) -> bool:
+    """Whether a bound socket's LAST_ENDPOINT listens on loopback only."""
+    if last_endpoint.startswith("ipc://"):
         return True
-    host = urlparse(bind).hostname or ""
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    match = _TCP.match(last_endpoint)
+    if match is None:
+        return False
+    try:
+        return ipaddress.ip_address(match["host"].strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_private_dir(path: Path, what: str) -> None:
+    """A folder of ours that no one else may read or write: owned by us, mode 0700 (POSIX)."""
+    if os.name != "posix":
+        return  # Windows: the user profile folders are private by their ACLs
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise VideoSceneError(
+            ErrorCode.UNSAFE_PATH, f"The {what} {path} is not a folder.", "Remove it."
+        )
+    if info.st_uid != os.getuid():
+        raise VideoSceneError(
+            ErrorCode.UNSAFE_PATH,
+            f"The {what} {path} belongs to another user (uid {info.st_uid}).",
+            "Choose a folder of your own (another user may have made it first).",
+        )
+    if info.st_mode & 0o077:
+        raise VideoSceneError(
+            ErrorCode.UNSAFE_PATH,
+            f"The {what} {path} is readable or writable by others "
+            f"(mode {stat.S_IMODE(info.st_mode):o}).",
+            f"Run: chmod 700 {path}",
+        )
+
+
+def make_private_dir(path: Path, what: str) -> Path:
+    """Create (mode 0700) or accept a folder of ours; refuse one someone else made or can read."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    check_private_dir(path, what)
+    return path
+
+
+def check_secret_file(path: Path) -> None:
+    """Secret keys must not be readable by group or others (POSIX)."""
+    if os.name != "posix":
+        return
+    info = os.stat(path)
+    if info.st_mode & 0o077:
+        raise VideoSceneError(
+            ErrorCode.UNSAFE_PATH,
+            f"The secret key {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}).",
+            f"Run: chmod 600 {path}  (and treat the key as leaked: make a new one with keygen)",
+        )
+
+
+class Access:
+    """The allow-lists of a Curve server, reloaded while it serves."""
+
+    def __init__(self, authenticator: ThreadAuthenticator, keys: Path) -> None:
+        self.authenticator = authenticator
+        self.keys = keys
+        self.allowed: set[str] = set()
+        self.admins: set[str] = set()
+        self._loaded_at = 0.0
+        self.reload()
+
+    def reload(self) -> None:
+        allowed = self.keys / AUTHORIZED
+        self.authenticator.configure_curve(domain="*", location=str(allowed))
+        self.allowed = _public_keys(allowed)
+        self.admins = _public_keys(self.keys / ADMINS) & self.allowed
+        self._loaded_at = time.monotonic()
+
+    def reload_if_due(self) -> None:
+        if time.monotonic() - self._loaded_at >= KEYS_RELOAD_S:
+            self.reload()
+
+    def stop(self) -> None:
+        self.authenticator.stop()
+
+
+def _public_keys(folder: Path) -> set[str]:
+    if not folder.is_dir():
+        return set()
+    return {key.decode() for key in zmq.auth.load_certificates(str(folder))}
 
 
 def configure_security(
     context: zmq.Context, socket: zmq.Socket, bind: str, keys_dir: Path | str | None
-) -> ThreadAuthenticator | None:
-    """Make the ROUTER a Curve server when keys are given; refuse non-loopback binds without."""
+) -> Access | None:
+    """Make the ROUTER a Curve server when keys are given; refuse non-loopback binds without.
+    The caller binds, then calls check_bound."""
+    endpoint = parse_bind(bind)
     if keys_dir is None:
-        if not is_loopback(bind):
+        if not endpoint.loopback:
             raise VideoSceneError(
-                ErrorCode.BAD_PARAMS,
+                ErrorCode.BAD_BIND,
                 f"Refusing to listen on {bind} without encryption.",
                 "Remote use needs CurveZMQ keys: run `videoscene-backend keygen KEYS` and start "
                 "with `--keys-dir KEYS`, or bind 127.0.0.1.",
@@ -43,33 +190,98 @@ def configure_security(
         return None
     keys = Path(keys_dir)
     secret = keys / "server.key_secret"
-    allowed = keys / AUTHORIZED
-    if not secret.is_file() or not allowed.is_dir():
+    if not secret.is_file() or not (keys / AUTHORIZED).is_dir():
         raise VideoSceneError(
             ErrorCode.BAD_PARAMS,
             f"{keys} lacks server.key_secret or the {AUTHORIZED}/ folder.",
             "Create them with `videoscene-backend keygen KEYS`.",
         )
+    check_secret_file(secret)
+    public, private = zmq.auth.load_certificate(str(secret))
     authenticator = ThreadAuthenticator(context)
     authenticator.start()
-    authenticator.configure_curve(domain="*", location=str(allowed))
-    public, private = zmq.auth.load_certificate(str(secret))
+    try:
+        access = Access(authenticator, keys)
+    except BaseException:
+        authenticator.stop()
+        raise
     socket.curve_secretkey = private
     socket.curve_publickey = public
     socket.curve_server = True
-    return authenticator
+    return access
 
 
-def generate_keys(keys_dir: Path | str) -> dict[str, str]:
-    """Server and client key pairs; the client's public key is authorized."""
-    keys = Path(keys_dir)
-    keys.mkdir(parents=True, exist_ok=True)
-    server_public, _ = zmq.auth.create_certificates(str(keys), "server")
-    client_public, _ = zmq.auth.create_certificates(str(keys), "client")
-    (keys / AUTHORIZED).mkdir(exist_ok=True)
-    shutil.copy(client_public, keys / AUTHORIZED / "client.key")
+def check_bound(socket: zmq.Socket, keyed: bool) -> str:
+    """The bound endpoint; a keyless socket that ended up off loopback is refused."""
+    address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+    if not keyed and not endpoint_is_loopback(address):
+        raise _bad_bind(address, "it is not a loopback address and no keys are given")
+    return address
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.chmod(path, PRIVATE_FILE_MODE)  # an existing file keeps its old mode through O_CREAT
+
+
+def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """zmq.auth's certificate files, made in a private temporary folder and moved in 0600."""
+    staging = make_private_dir(folder / f".{name}.new", "key staging folder")
+    try:
+        public, secret = zmq.auth.create_certificates(str(staging), name)
+        targets = folder / f"{name}.key", folder / f"{name}.key_secret"
+        for source, target in zip((public, secret), targets, strict=True):
+            _write_private(target, Path(source).read_text())
+        return targets
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_client_name(name: str) -> str:
+    if not isinstance(name, str) or not CLIENT_NAME.match(name):
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"{str(name)[:80]!r} is not a usable client name.",
+            "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit.",
+        )
+    return name
+
+
+def generate_keys(
+    keys_dir: Path | str, client: str = DEFAULT_CLIENT, admin: bool = False
+) -> dict[str, str]:
+    """The server key pair (kept if it exists) and one client key pair named `client`, which is
+    authorized (and made an admin with admin=True)."""
+    keys = make_private_dir(Path(keys_dir), "keys folder")
+    name = _check_client_name(client)
+    server_public, server_secret = keys / "server.key", keys / "server.key_secret"
+    if not server_secret.is_file():
+        _key_pair(keys, "server")
+    clients = make_private_dir(keys / CLIENTS, "client keys folder")
+    client_public, client_secret = _key_pair(clients, name)
+    allowed = make_private_dir(keys / AUTHORIZED, "allow-list folder")
+    _write_private(allowed / f"{name}.key", client_public.read_text())
+    if admin:
+        admins = make_private_dir(keys / ADMINS, "admin list folder")
+        _write_private(admins / f"{name}.key", client_public.read_text())
+    public, secret = zmq.auth.load_certificate(str(client_secret))
     return {
-        "server_public": zmq.auth.load_certificate(server_public)[0].decode(),
-        "client_public": zmq.auth.load_certificate(client_public)[0].decode(),
-        "client_secret": zmq.auth.load_certificate(str(keys / "client.key_secret"))[1].decode(),
+        "server_public": zmq.auth.load_certificate(str(server_public))[0].decode(),
+        "client_public": public.decode(),
+        "client_secret": secret.decode(),
+        "client_key_file": str(client_secret),
     }
+
+
+def revoke_client(keys_dir: Path | str, client: str) -> bool:
+    """Remove a client's public key from the allow-lists (the server reloads them)."""
+    name = _check_client_name(client)
+    removed = False
+    for folder in (AUTHORIZED, ADMINS):
+        path = Path(keys_dir) / folder / f"{name}.key"
+        if path.exists():
+            path.unlink()
+            removed = True
+    return removed

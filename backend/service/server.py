@@ -48,7 +48,7 @@ from ..scene.store import SceneStore
 from . import journal, results
 from .executor import STOP_JOIN_S, JobExecutor, LocalExecutor
 from .jobs import Job, JobContextImpl, Outbox, as_error, forget_safely, store_failure
-from .security import configure_security
+from .security import LOCAL_OWNER, check_bound, configure_security
 
 log = logging.getLogger("videoscene.backend")
 
@@ -86,6 +86,7 @@ class BackendService:
             self._outbox: Outbox = queue.Queue()
             self._executor: JobExecutor = executor or LocalExecutor()
             self._clients: dict[bytes, float] = {}
+            self._owners: dict[bytes, str] = {}  # connection -> the key (or local user) behind it
             self._stop = threading.Event()
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
@@ -122,25 +123,26 @@ class BackendService:
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 500)
         self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        self._authenticator = None
+        self._access = None
         try:
-            self._authenticator = configure_security(self._context, self._socket, bind, keys_dir)
-            self._socket.bind(bind)
-        except BaseException as exc:
-            self._close_socket()
-            if isinstance(exc, zmq.ZMQError):
+            self._access = configure_security(self._context, self._socket, bind, keys_dir)
+            try:
+                self._socket.bind(bind)
+            except zmq.ZMQError as exc:
                 raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS,
+                    ErrorCode.BAD_BIND,
                     f"Cannot listen on {bind}: {exc}.",
                     "Another backend may already be listening there; choose another --bind.",
                 ) from exc
+            self.address = check_bound(self._socket, keyed=self._access is not None)
+        except BaseException:
+            self._close_socket()
             raise
-        self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _close_socket(self) -> None:
         self._socket.close(linger=500)
-        if self._authenticator is not None:
-            self._authenticator.stop()  # joins its thread
+        if self._access is not None:
+            self._access.stop()  # joins the authenticator's thread
         self._context.term()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -160,6 +162,8 @@ class BackendService:
                         self._receive_some()
                     self._flush_outbox()
                     self._executor.supervise()
+                    if self._access is not None:
+                        self._access.reload_if_due()
                     now = time.monotonic()
                     if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                         self._heartbeat(now)
@@ -208,7 +212,36 @@ class BackendService:
                 return
             identity = frames[0].bytes
             self._clients[identity] = time.monotonic()
-            self._handle(identity, frames[1:])
+            if self._admit(identity, frames):
+                self._handle(identity, frames[1:])
+
+    def _admit(self, identity: bytes, frames: list[Any]) -> bool:
+        """Who sent it: the CurveZMQ client key (ZAP's User-Id, its z85 public key) or, on a
+        keyless loopback/ipc backend, the local user. A key revoked since it connected is
+        answered not_authorized."""
+        if self._access is None:
+            self._owners[identity] = LOCAL_OWNER
+            return True
+        owner = frames[-1].get("User-Id")
+        if owner in self._access.allowed:
+            self._owners[identity] = owner
+            return True
+        self._owners.pop(identity, None)
+        reply_to, job_id = peek_ids(frames[1:])
+        error = VideoSceneError(
+            ErrorCode.NOT_AUTHORIZED,
+            "This client key is no longer authorized.",
+            "Ask the server's admin for a new key pair (`videoscene-backend keygen --client`).",
+        )
+        self._send_error(identity, error, reply_to, job_id)
+        return False
+
+    def _owner(self, identity: bytes) -> str:
+        return self._owners.get(identity, "")
+
+    def _sees_all(self, identity: bytes) -> bool:
+        """Keyless (a private local backend) or an admin key: every job; else one's own."""
+        return self._access is None or self._owner(identity) in self._access.admins
 
     def _handle(self, identity: bytes, payload: list[Any]) -> None:
         """Decode, dispatch, and answer any failure with an addressed error."""
@@ -532,6 +565,7 @@ class BackendService:
         for identity, heard in list(self._clients.items()):
             if now - heard > CLIENT_FORGET_S:
                 del self._clients[identity]
+                self._owners.pop(identity, None)
             else:
                 self._send(identity, beat)
 
