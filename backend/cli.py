@@ -19,8 +19,9 @@ def _client_keys(args: argparse.Namespace) -> dict:
     if not getattr(args, "keys_dir", None):
         return {}
     import zmq.auth
+    from videoscene_protocol.private_paths import check_secret_file
 
-    from .service.security import CLIENTS, check_secret_file
+    from .service.security import CLIENTS
 
     keys = Path(args.keys_dir)
     secret = keys / CLIENTS / f"{args.client}.key_secret"

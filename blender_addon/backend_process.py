@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.private_paths import make_private_dir, open_log
 
 LOG_NAME = "backend.log"
 _process: subprocess.Popen | None = None
@@ -26,10 +27,10 @@ def start(template: str, address: str, output_dir: Path) -> subprocess.Popen:
     global _process, _log_path
     if is_running():
         return _process
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(output_dir, "output folder")
     _log_path = output_dir / LOG_NAME
     argv = command_line(template, address, output_dir)
-    log = open(_log_path, "ab")  # noqa: SIM115 -- handed to the child process, closed by it
+    log = open_log(_log_path)  # 0600, never through a planted link; the child keeps its copy
     try:
         _process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

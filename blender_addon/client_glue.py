@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,8 @@ from ._vendor.videoscene_protocol.client import (
     StateEvent,
 )
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.private_paths import make_private_dir
+from ._vendor.videoscene_protocol.wire import is_valid_id
 from .bug_report import unexpected_error
 
 POLL_INTERVAL_S = 0.1
@@ -57,6 +60,19 @@ class PendingJob:
     blobs: dict[str, bytes] | None = None
     # Called with the job id once sent, e.g. to receive the job's frames as they stream in.
     on_submitted: Callable[[str, PendingJob], None] | None = None
+
+
+def scene_folder(output_dir: Path, scene_id: object) -> Path:
+    """<output>/scenes/<id>/ for a scene id the backend sent: checked against the id character
+    set before it touches a path (a rogue server's `..` or absolute id goes nowhere), made 0700."""
+    if not is_valid_id(scene_id):
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            f"The backend sent an unusable scene id {str(scene_id)[:80]!r}.",
+            "Scene ids are 1-64 letters, digits, '_' or '-'; the backend may not be a genuine one.",
+        )
+    make_private_dir(output_dir, "output folder")
+    return make_private_dir(output_dir / "scenes" / scene_id, "scene folder")
 
 
 def _is_loopback(address: str) -> bool:
@@ -122,7 +138,16 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
             f"Online access is off, so the add-on will not connect to {address}.",
             "Allow online access in Preferences > System > Network, or use a loopback address.",
         )
-    return address, _load_keys(prefs), False
+    keys = _load_keys(prefs)
+    if not keys and not _is_loopback(address):
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"Refusing to connect to {address} without the server's key: the connection would "
+            "be plaintext and the server unauthenticated.",
+            "Set the server public key (server.key) and your client key pair "
+            "(clients/NAME.key_secret) from 'videoscene-backend keygen', or use a loopback address.",
+        )
+    return address, keys, False
 
 
 class Session:

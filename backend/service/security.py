@@ -19,10 +19,8 @@ its next message, not only at its next connection.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import shutil
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,11 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.private_paths import (
+    check_secret_file,
+    make_private_dir,
+    write_private_text,
+)
 from zmq.auth.thread import ThreadAuthenticator
 
 AUTHORIZED = "authorized_clients"
@@ -40,8 +43,6 @@ LOCAL_OWNER = "local"  # the owner of every job on a keyless (loopback or ipc) b
 KEYS_RELOAD_S = 2.0
 CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/]+):(?P<port>\d{1,5}|\*)$")
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 
 
 def _bad_bind(bind: str, why: str) -> VideoSceneError:
@@ -95,50 +96,6 @@ def endpoint_is_loopback(last_endpoint: str) -> bool:
         return ipaddress.ip_address(match["host"].strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def check_private_dir(path: Path, what: str) -> None:
-    """A folder of ours that no one else may read or write: owned by us, mode 0700 (POSIX)."""
-    if os.name != "posix":
-        return  # Windows: the user profile folders are private by their ACLs
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise VideoSceneError(
-            ErrorCode.UNSAFE_PATH, f"The {what} {path} is not a folder.", "Remove it."
-        )
-    if info.st_uid != os.getuid():
-        raise VideoSceneError(
-            ErrorCode.UNSAFE_PATH,
-            f"The {what} {path} belongs to another user (uid {info.st_uid}).",
-            "Choose a folder of your own (another user may have made it first).",
-        )
-    if info.st_mode & 0o077:
-        raise VideoSceneError(
-            ErrorCode.UNSAFE_PATH,
-            f"The {what} {path} is readable or writable by others "
-            f"(mode {stat.S_IMODE(info.st_mode):o}).",
-            f"Run: chmod 700 {path}",
-        )
-
-
-def make_private_dir(path: Path, what: str) -> Path:
-    """Create (mode 0700) or accept a folder of ours; refuse one someone else made or can read."""
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    check_private_dir(path, what)
-    return path
-
-
-def check_secret_file(path: Path) -> None:
-    """Secret keys must not be readable by group or others (POSIX)."""
-    if os.name != "posix":
-        return
-    info = os.stat(path)
-    if info.st_mode & 0o077:
-        raise VideoSceneError(
-            ErrorCode.UNSAFE_PATH,
-            f"The secret key {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}).",
-            f"Run: chmod 600 {path}  (and treat the key as leaked: make a new one with keygen)",
-        )
 
 
 class Access:
@@ -219,13 +176,6 @@ def check_bound(socket: zmq.Socket, keyed: bool) -> str:
     return address
 
 
-def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-    os.chmod(path, PRIVATE_FILE_MODE)  # an existing file keeps its old mode through O_CREAT
-
-
 def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     """zmq.auth's certificate files, made in a private temporary folder and moved in 0600."""
     staging = make_private_dir(folder / f".{name}.new", "key staging folder")
@@ -233,7 +183,7 @@ def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
         public, secret = zmq.auth.create_certificates(str(staging), name)
         targets = folder / f"{name}.key", folder / f"{name}.key_secret"
         for source, target in zip((public, secret), targets, strict=True):
-            _write_private(target, Path(source).read_text())
+            write_private_text(target, Path(source).read_text())
         return targets
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -262,10 +212,10 @@ def generate_keys(
     clients = make_private_dir(keys / CLIENTS, "client keys folder")
     client_public, client_secret = _key_pair(clients, name)
     allowed = make_private_dir(keys / AUTHORIZED, "allow-list folder")
-    _write_private(allowed / f"{name}.key", client_public.read_text())
+    write_private_text(allowed / f"{name}.key", client_public.read_text())
     if admin:
         admins = make_private_dir(keys / ADMINS, "admin list folder")
-        _write_private(admins / f"{name}.key", client_public.read_text())
+        write_private_text(admins / f"{name}.key", client_public.read_text())
     public, secret = zmq.auth.load_certificate(str(client_secret))
     return {
         "server_public": zmq.auth.load_certificate(str(server_public))[0].decode(),

@@ -26,6 +26,7 @@ import zmq
 from videoscene_protocol import PROTOCOL_VERSION, versions
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import JOB_SPECS
+from videoscene_protocol.private_paths import make_private_dir
 from videoscene_protocol.wire import (
     CLIENT_FORGET_S,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -71,8 +72,8 @@ class BackendService:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         executor: JobExecutor | None = None,
     ) -> None:
-        self.output_dir = Path(output_dir)
-        results.jobs_root(self.output_dir).mkdir(parents=True, exist_ok=True)
+        self.output_dir = make_private_dir(Path(output_dir), "output folder")
+        make_private_dir(results.jobs_root(self.output_dir), "jobs folder")
         self.checkpoints_dir = Path(checkpoints_dir)
         self.max_queue = max_queue
         self.max_message_bytes = max_message_bytes
