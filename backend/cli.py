@@ -53,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.checkpoints or checkpoints_dir(),
             keys_dir=args.keys_dir,
             max_queue=args.max_queue,
+            max_queue_per_client=args.max_queue_per_client,
             executor=executor,
         )
     except VideoSceneError as error:
@@ -153,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)"
     )
     serve.add_argument("--max-queue", type=int, default=16)
+    serve.add_argument(
+        "--max-queue-per-client",
+        type=int,
+        default=4,
+        help="queued or running jobs one client key may hold (keyed servers; default 4)",
+    )
     serve.add_argument(
         "--pool",
         default=None,

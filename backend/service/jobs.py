@@ -49,6 +49,7 @@ class Job:
     shutting_down: bool = False  # cancelled by the service stopping, not by a client
     submitted: float = field(default_factory=time.time)
     started: float = 0.0  # time.perf_counter() when its context was made
+    owner: str = ""  # who submitted it: a client key (z85) or security.LOCAL_OWNER
 
     @property
     def active(self) -> bool:
@@ -122,10 +123,12 @@ def store_failure(output_dir: Path, job: Job, error: VideoSceneError) -> dict[st
     """Publish the job's failure record and drop its journal entry; if the disk refuses, the
     record still reaches the watchers from memory."""
     try:
-        record = results.write_failure(output_dir, job.job_id, job.kind, error, job.state)
+        record = results.write_failure(
+            output_dir, job.job_id, job.kind, error, job.state, owner=job.owner
+        )
     except Exception as exc:
         log.error("job %s: could not store its failure record: %s", job.job_id, exc)
-        record = results.failure_record(job.job_id, job.kind, error, job.state)
+        record = results.failure_record(job.job_id, job.kind, error, job.state, job.owner)
     forget_safely(output_dir, job.job_id)
     return record
 

@@ -89,8 +89,11 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) -> dict[str, Any]:
-    """Publish a finished job; returns its record (what read_record gives back)."""
+def write_result(
+    output_dir: Path, job_id: str, kind: str, output: JobOutput, owner: str = ""
+) -> dict[str, Any]:
+    """Publish a finished job; returns its record (what read_record gives back). `owner`: who
+    may fetch it (server.py's ownership rule)."""
     partial = _fresh_partial(output_dir, job_id)
     buffers = []
     for name, array in output.arrays.items():
@@ -107,6 +110,7 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
         "job_id": job_id,
         "kind": kind,
         "state": "done",
+        "owner": owner,
         "meta": output.meta,
         "files": files,
         "buffers": buffers,
@@ -118,17 +122,19 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
     return {**record, "job_dir": str(final)}
 
 
-def failure_record(job_id: str, kind: str, error: VideoSceneError, state: str) -> dict[str, Any]:
-    return {"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}
+def failure_record(
+    job_id: str, kind: str, error: VideoSceneError, state: str, owner: str = ""
+) -> dict[str, Any]:
+    return {"job_id": job_id, "kind": kind, "state": state, "owner": owner, **error.to_dict()}
 
 
 def write_failure(
-    output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str
+    output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str, owner: str = ""
 ) -> dict[str, Any]:
     """Publish a failed, cancelled or interrupted job; returns its record."""
     partial = _fresh_partial(output_dir, job_id)
     (partial / RESULT_FILE).unlink(missing_ok=True)  # a result whose publishing failed
-    record = failure_record(job_id, kind, error, state)
+    record = failure_record(job_id, kind, error, state, owner)
     (partial / ERROR_FILE).write_text(json.dumps(record, indent=1))
     final = final_dir(output_dir, job_id)
     _publish(partial, final)

@@ -69,6 +69,7 @@ class BackendService:
         checkpoints_dir: Path | str = "checkpoints",
         keys_dir: Path | str | None = None,
         max_queue: int = 16,
+        max_queue_per_client: int = 4,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         executor: JobExecutor | None = None,
     ) -> None:
@@ -76,6 +77,7 @@ class BackendService:
         make_private_dir(results.jobs_root(self.output_dir), "jobs folder")
         self.checkpoints_dir = Path(checkpoints_dir)
         self.max_queue = max_queue
+        self.max_queue_per_client = max_queue_per_client
         self.max_message_bytes = max_message_bytes
         self._folder_lock = journal.OutputFolderLock(self.output_dir)
         self._folder_lock.acquire()
@@ -244,6 +246,45 @@ class BackendService:
         """Keyless (a private local backend) or an admin key: every job; else one's own."""
         return self._access is None or self._owner(identity) in self._access.admins
 
+    def _shows_paths(self, identity: bytes) -> bool:
+        """Server paths and node details: for the server's own user (keyless) or an admin."""
+        return self._sees_all(identity)
+
+    def _may_see(self, identity: bytes, owner: str) -> bool:
+        return self._sees_all(identity) or (bool(owner) and owner == self._owner(identity))
+
+    def _require_visible(self, identity: bytes, job_id: str) -> None:
+        """Another client's job reads exactly as an unknown one (no oracle for its ids)."""
+        if self._sees_all(identity):
+            return
+        job = self._jobs.get(job_id)
+        if job is not None:
+            owner = job.owner
+        else:
+            record = results.read_record(self.output_dir, job_id)
+            owner = "" if record is None else str(record.get("owner", ""))
+        if not self._may_see(identity, owner):
+            raise VideoSceneError(
+                ErrorCode.UNKNOWN_JOB,
+                f"Unknown job {job_id}.",
+                "Check the id: a client sees only the jobs it submitted.",
+            )
+
+    def _check_quota(self, owner: str) -> None:
+        """Each client (key) may hold at most max_queue_per_client waiting or running jobs, so
+        one artist cannot fill the queue for everyone."""
+        if self._access is None:
+            return  # a keyless backend has one user
+        held = sum(1 for job in self._jobs.values() if job.active and job.owner == owner)
+        if held >= self.max_queue_per_client:
+            raise VideoSceneError(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"This client already has {held} jobs queued or running "
+                f"(the server allows {self.max_queue_per_client} per client).",
+                "Wait for one to finish or cancel one; the server's admin sets "
+                "--max-queue-per-client.",
+            )
+
     def _handle(self, identity: bytes, payload: list[Any]) -> None:
         """Decode, dispatch, and answer any failure with an addressed error."""
         message = None
@@ -325,7 +366,8 @@ class BackendService:
                 "kind": record.get("kind", ""),
                 "meta": record.get("meta", {}),
                 "files": record.get("files", []),
-                "job_dir": record.get("job_dir", ""),
+                # the folder only for a keyless (the server's own user's) backend
+                "job_dir": record.get("job_dir", "") if self._access is None else "",
                 **addressed,
             }
             return Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs)
@@ -379,8 +421,11 @@ class BackendService:
                 f"{waiting} jobs are already waiting.",
                 "Wait for running jobs to finish, or cancel some.",
             )
-        journal.record_submitted(self.output_dir, job_id, kind)
+        owner = self._owner(identity)
+        self._check_quota(owner)
+        journal.record_submitted(self.output_dir, job_id, kind, owner=owner)
         job = Job(job_id, kind, JobRequest(job_id, kind, params, message.arrays, message.blobs))
+        job.owner = owner
         job.watch(identity)
         self._jobs[job_id] = job
         self._forget_old_jobs()
@@ -391,7 +436,7 @@ class BackendService:
     def _on_cancel(self, identity: bytes, message: Message) -> None:
         job_id = _required_job_id(message)
         job = self._jobs.get(job_id)
-        if job is None or not job.active:
+        if job is None or not job.active or not self._may_see(identity, job.owner):
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB,
                 f"No queued or running job {job_id}.",
@@ -416,6 +461,7 @@ class BackendService:
         """A running job gains a watcher (it keeps its others); a finished one is read from
         disk and sent to the fetching client alone."""
         job_id = _required_job_id(message)
+        self._require_visible(identity, job_id)
         job = self._jobs.get(job_id)
         if job is not None and job.active:
             job.watch(identity)
@@ -438,6 +484,7 @@ class BackendService:
             job_id, kind, first, count = frame_store.check_range_request(
                 message.job_id, message.body
             )
+            self._require_visible(identity, job_id)
             folders = (
                 results.final_dir(self.output_dir, job_id),
                 results.partial_dir(self.output_dir, job_id),
@@ -468,10 +515,16 @@ class BackendService:
         )
 
     def _on_status(self, identity: bytes, message: Message) -> None:
-        running = next((job for job in self._jobs.values() if job.state == "running"), None)
+        """One's own jobs (an admin key and a keyless local backend: all of them); the server's
+        paths and the pool's node details only where the client is the server's own user."""
+        mine = [job for job in self._jobs.values() if self._may_see(identity, job.owner)]
+        running = next((job for job in mine if job.state == "running"), None)
+        details = self._executor.describe()  # device, models, scenes (+ worker, or the pool)
         body = {
             "version": PROTOCOL_VERSION,
-            "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
+            "queue": [job.job_id for job in mine if job.state == "queued"],
+            "waiting": sum(1 for job in self._jobs.values() if job.state == "queued"),
+            "busy": any(job.state == "running" for job in self._jobs.values()),
             "running": None
             if running is None
             else {
@@ -480,9 +533,10 @@ class BackendService:
                 "stage": running.stage,
                 "fraction": running.fraction,
             },
-            **self._executor.describe(),  # device, models, scenes (+ worker, or the pool)
-            "output_dir": str(self.output_dir),
+            **(details if self._shows_paths(identity) else public_details(details)),
         }
+        if self._shows_paths(identity):
+            body["output_dir"] = str(self.output_dir)
         self._reply(identity, message, "status_reply", body)
 
     def _on_release(self, identity: bytes, message: Message) -> None:
@@ -574,7 +628,7 @@ class BackendService:
     def job_context(self, job: Job) -> JobContextImpl:
         """The job starts: journalled as running, an empty work folder (a retried attempt
         starts afresh), a context whose progress reaches the job's watchers."""
-        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running")
+        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running", job.owner)
         work_dir = results.partial_dir(self.output_dir, job.job_id)
         results.remove_path(work_dir)
         work_dir.mkdir(parents=True)
@@ -592,7 +646,9 @@ class BackendService:
         try:
             if output is not None:
                 try:
-                    record = results.write_result(self.output_dir, job.job_id, job.kind, output)
+                    record = results.write_result(
+                        self.output_dir, job.job_id, job.kind, output, owner=job.owner
+                    )
                 except Exception as exc:  # e.g. NaN in meta, an unsafe file name: a bug
                     error = exc
                 else:
@@ -612,7 +668,7 @@ class BackendService:
             log.exception("job %s: could not publish its outcome", job.job_id)
             job.settle("failed")
             bug = VideoSceneError(ErrorCode.INTERNAL, "The job's outcome could not be stored.")
-            record = results.failure_record(job.job_id, job.kind, bug, "failed")
+            record = results.failure_record(job.job_id, job.kind, bug, "failed", job.owner)
         finally:
             job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
         self._outbox.put(("finished", job, record))
@@ -626,6 +682,23 @@ def _required_job_id(message: Message) -> str:
             "Give the job's id (a fresh uuid4 hex for submit).",
         )
     return message.job_id
+
+
+def public_details(details: dict[str, Any]) -> dict[str, Any]:
+    """What any authorized client may know of the executor: the device, the loaded models, the
+    worker's health and the pool's size; not scene ids (other artists' scenes), node addresses,
+    host names or process ids."""
+    public: dict[str, Any] = {key: details[key] for key in ("device", "models") if key in details}
+    public["scenes"] = []
+    if "worker" in details:
+        public["worker"] = details["worker"]
+    pool = details.get("pool")
+    if isinstance(pool, dict):
+        public["pool"] = {
+            "replicas_wanted": pool.get("replicas_wanted"),
+            "replicas": len(pool.get("replicas", [])),
+        }
+    return public
 
 
 def _error_fields(record: dict) -> dict[str, str]:
