@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from videoscene_protocol.errors import VideoSceneError
 from .paths import checkpoints_dir, default_output_dir
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+KEYS_ENV = "VIDEOSCENE_KEYS_DIR"  # the add-on's private keys for the backend it starts
 
 
 def _client_keys(args: argparse.Namespace) -> dict:
@@ -151,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoints", type=Path, default=None, help="weights folder (default checkpoints/)"
     )
     serve.add_argument(
-        "--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)"
+        "--keys-dir",
+        type=Path,
+        default=os.environ.get(KEYS_ENV) or None,
+        help="CurveZMQ keys (required off loopback; default $VIDEOSCENE_KEYS_DIR, which the "
+        "add-on sets for its local backend)",
     )
     serve.add_argument("--max-queue", type=int, default=16)
     serve.add_argument(

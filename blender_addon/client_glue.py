@@ -34,11 +34,14 @@ from ._vendor.videoscene_protocol.client import (
     StateEvent,
 )
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.keys import CLIENTS, generate_keys, load_client_keys
 from ._vendor.videoscene_protocol.private_paths import make_private_dir
 from ._vendor.videoscene_protocol.wire import is_valid_id
 from .bug_report import unexpected_error
 
 POLL_INTERVAL_S = 0.1
+LOCAL_KEYS = "local-keys"
+LOCAL_CLIENT = "blender"
 CONNECT_SLICE_S = 0.05  # one connect attempt per step, short enough to keep the UI fluid
 JOB_LABELS = {"build_scene": "Build", "load_scene": "Re-send scene", "render_video": "Video"}
 
@@ -73,6 +76,14 @@ def scene_folder(output_dir: Path, scene_id: object) -> Path:
         )
     make_private_dir(output_dir, "output folder")
     return make_private_dir(output_dir / "scenes" / scene_id, "scene folder")
+
+
+def local_keys_dir(output_dir: Path) -> Path:
+    """<output>/local-keys/ (0700): the local backend's own CurveZMQ pair and ours, made once."""
+    keys_dir = make_private_dir(make_private_dir(output_dir, "output folder") / LOCAL_KEYS, "keys")
+    if not (keys_dir / CLIENTS / f"{LOCAL_CLIENT}.key_secret").is_file():
+        generate_keys(keys_dir, LOCAL_CLIENT)
+    return keys_dir
 
 
 def _is_loopback(address: str) -> bool:
@@ -129,8 +140,12 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
                 f"The local backend address {address} is not a loopback address.",
                 "Use tcp://127.0.0.1:PORT for a local backend, or switch to Remote.",
             )
-        backend_process.start(prefs.local_command, address, preferences.output_dir(prefs))
-        return address, {}, True
+        output_dir = preferences.output_dir(prefs)
+        keys_dir = local_keys_dir(output_dir)
+        backend_process.start(prefs.local_command, address, output_dir, keys_dir)
+        # Our own backend only: it must prove it holds the key pair in our 0700 folder (CURVE
+        # handshake), so another user's server squatting the port gets no photos.
+        return address, load_client_keys(keys_dir, LOCAL_CLIENT), True
     address = prefs.remote_address
     if not _is_loopback(address) and not bpy.app.online_access:
         raise VideoSceneError(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,20 +27,19 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-from videoscene_protocol.private_paths import (
-    check_secret_file,
-    make_private_dir,
-    write_private_text,
+from videoscene_protocol.keys import (  # noqa: F401 (keygen lives with the protocol: the add-on makes local keys too)
+    ADMINS,
+    AUTHORIZED,
+    CLIENTS,
+    DEFAULT_CLIENT,
+    generate_keys,
+    revoke_client,
 )
+from videoscene_protocol.private_paths import check_secret_file
 from zmq.auth.thread import ThreadAuthenticator
 
-AUTHORIZED = "authorized_clients"
-ADMINS = "admin_clients"
-CLIENTS = "clients"
-DEFAULT_CLIENT = "client"
 LOCAL_OWNER = "local"  # the owner of every job on a keyless (loopback or ipc) backend
 KEYS_RELOAD_S = 2.0
-CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]/]+):(?P<port>\d{1,5}|\*)$")
 
 
@@ -174,64 +172,3 @@ def check_bound(socket: zmq.Socket, keyed: bool) -> str:
     if not keyed and not endpoint_is_loopback(address):
         raise _bad_bind(address, "it is not a loopback address and no keys are given")
     return address
-
-
-def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """zmq.auth's certificate files, made in a private temporary folder and moved in 0600."""
-    staging = make_private_dir(folder / f".{name}.new", "key staging folder")
-    try:
-        public, secret = zmq.auth.create_certificates(str(staging), name)
-        targets = folder / f"{name}.key", folder / f"{name}.key_secret"
-        for source, target in zip((public, secret), targets, strict=True):
-            write_private_text(target, Path(source).read_text())
-        return targets
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _check_client_name(name: str) -> str:
-    if not isinstance(name, str) or not CLIENT_NAME.match(name):
-        raise VideoSceneError(
-            ErrorCode.BAD_PARAMS,
-            f"{str(name)[:80]!r} is not a usable client name.",
-            "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit.",
-        )
-    return name
-
-
-def generate_keys(
-    keys_dir: Path | str, client: str = DEFAULT_CLIENT, admin: bool = False
-) -> dict[str, str]:
-    """The server key pair (kept if it exists) and one client key pair named `client`, which is
-    authorized (and made an admin with admin=True)."""
-    keys = make_private_dir(Path(keys_dir), "keys folder")
-    name = _check_client_name(client)
-    server_public, server_secret = keys / "server.key", keys / "server.key_secret"
-    if not server_secret.is_file():
-        _key_pair(keys, "server")
-    clients = make_private_dir(keys / CLIENTS, "client keys folder")
-    client_public, client_secret = _key_pair(clients, name)
-    allowed = make_private_dir(keys / AUTHORIZED, "allow-list folder")
-    write_private_text(allowed / f"{name}.key", client_public.read_text())
-    if admin:
-        admins = make_private_dir(keys / ADMINS, "admin list folder")
-        write_private_text(admins / f"{name}.key", client_public.read_text())
-    public, secret = zmq.auth.load_certificate(str(client_secret))
-    return {
-        "server_public": zmq.auth.load_certificate(str(server_public))[0].decode(),
-        "client_public": public.decode(),
-        "client_secret": secret.decode(),
-        "client_key_file": str(client_secret),
-    }
-
-
-def revoke_client(keys_dir: Path | str, client: str) -> bool:
-    """Remove a client's public key from the allow-lists (the server reloads them)."""
-    name = _check_client_name(client)
-    removed = False
-    for folder in (AUTHORIZED, ADMINS):
-        path = Path(keys_dir) / folder / f"{name}.key"
-        if path.exists():
-            path.unlink()
-            removed = True
-    return removed

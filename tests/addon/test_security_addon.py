@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,3 +52,34 @@ def test_remote_mode_needs_the_server_key_off_loopback(addon, monkeypatch):
     assert "server's key" in caught.value.message and caught.value.hint
     prefs.remote_address = "tcp://127.0.0.1:5557"  # loopback: keys stay optional
     assert glue.connection_settings(prefs) == ("tcp://127.0.0.1:5557", {}, False)
+
+
+def test_a_squatter_on_the_local_port_gets_no_photos(addon, tmp_path):
+    """Another user's server took the local port first: the add-on's CURVE handshake (its own
+    backend's key, from a 0700 folder) fails, so no message reaches the squatter."""
+    import zmq
+
+    from .test_client_glue import step_until_idle, use_photos
+
+    context = zmq.Context()
+    squatter = context.socket(zmq.ROUTER)
+    port = squatter.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+        prefs.local_address = f"tcp://127.0.0.1:{port}"
+        # the add-on's own backend does not start (the squatter holds the port): it sleeps
+        prefs.local_command = f'"{sys.executable}" -c "import time; time.sleep(20)"'
+        prefs.start_timeout_s = 1.5
+        use_photos(tmp_path)
+        assert bpy.ops.videoscene.build_scene() == {"FINISHED"}
+        step_until_idle(max_steps=1000)
+        state = bpy.context.window_manager.videoscene_state
+        assert state.error_message  # it could not connect, and says so
+        assert squatter.poll(200) == 0  # not one frame arrived: no hello, no photos
+        keys = Path(prefs.output_dir) / "local-keys"
+        if os.name == "posix":
+            assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    finally:
+        submodule("client_glue").shutdown(stop_backend=True)
+        squatter.close(linger=0)
+        context.term()
