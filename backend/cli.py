@@ -41,6 +41,7 @@ def _client_keys(args: argparse.Namespace) -> dict:
 
 def _serve(args: argparse.Namespace) -> int:
     from .service import BackendService
+    from .service.budgets import LIMITS, Budgets
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -57,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_queue=args.max_queue,
             max_queue_per_client=args.max_queue_per_client,
             executor=executor,
+            budgets=Budgets(**{name: getattr(args, name) for name in LIMITS}),
         )
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
@@ -166,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="queued or running jobs one client key may hold (keyed servers; default 4)",
     )
+    from .service.budgets import LIMITS
+
+    for name, limit in LIMITS.items():
+        serve.add_argument(
+            limit.flag,
+            dest=name,
+            type=float,
+            default=limit.default,
+            help=f"{limit.meaning} (default %(default)g {limit.unit}; 0: no limit)",
+        )
     serve.add_argument(
         "--pool",
         default=None,

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ class Job:
     submitted: float = field(default_factory=time.time)
     started: float = 0.0  # time.perf_counter() when its context was made
     owner: str = ""  # who submitted it: a client key (z85) or security.LOCAL_OWNER
+    timed_out: bool = False  # stopped by the service's wall-time limit (budgets.py)
 
     @property
     def active(self) -> bool:
@@ -90,8 +92,10 @@ class JobContextImpl:
         scenes: SceneStore,
         checkpoints_dir: Path,
         outbox: Outbox,
+        disk_check: Callable[[], None] | None = None,
     ) -> None:
         self.job_id = job.job_id
+        self._disk_check = disk_check
         self.work_dir = work_dir
         self.models = models
         self.scenes = scenes
@@ -116,7 +120,11 @@ class JobContextImpl:
             raise VideoSceneError(ErrorCode.CANCELLED, f"Job {self.job_id} was cancelled.")
 
     def frames_ready(self, event: dict[str, Any]) -> None:
+        """A window's frames are on disk: announce them, then check the disk still has the
+        reserve the server keeps (a full disk stops the job here, its frames stay fetchable)."""
         self._outbox.put(("frames_ready", self._job, event))
+        if self._disk_check is not None:
+            self._disk_check()
 
 
 def store_failure(output_dir: Path, job: Job, error: VideoSceneError) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,23 @@ def write_failure(
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
     return {**record, "job_dir": str(final)}
+
+
+def remove_old_jobs(output_dir: Path, keep_days: float, keep: set[str]) -> int:
+    """The retention policy: finished jobs' folders whose record is older than keep_days go
+    (jobs in `keep`, the ones in memory and active, stay). Returns how many were removed."""
+    if not keep_days:
+        return 0
+    cutoff = time.time() - keep_days * 86400
+    removed = 0
+    for folder in jobs_root(output_dir).iterdir():
+        if not is_valid_id(folder.name) or folder.name in keep or folder.is_symlink():
+            continue
+        records = [folder / name for name in (RESULT_FILE, ERROR_FILE) if (folder / name).is_file()]
+        if records and max(path.stat().st_mtime for path in records) < cutoff:
+            remove_path(folder)
+            removed += 1
+    return removed
 
 
 def read_record(output_dir: Path, job_id: str) -> dict | None:

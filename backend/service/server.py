@@ -46,7 +46,8 @@ from ..pipeline.contract import JobOutput, JobRequest
 # seconds the socket loop must not spend while clients wait for heartbeats.
 from ..pipeline.registry import HANDLERS
 from ..scene.store import SceneStore
-from . import journal, results
+from . import budgets, journal, results
+from .budgets import Budgets
 from .executor import STOP_JOIN_S, JobExecutor, LocalExecutor
 from .jobs import Job, JobContextImpl, Outbox, as_error, forget_safely, store_failure
 from .security import LOCAL_OWNER, check_bound, configure_security
@@ -56,6 +57,11 @@ log = logging.getLogger("videoscene.backend")
 POLL_MS = 50
 RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
 MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
+# Messages libzmq may hold per peer before the loop reads them (a peer's pipe blocks beyond).
+# libzmq delivers a multipart message only once complete and bounds each frame (MAXMSGSIZE),
+# not the frame count: docs/protocol.md, "Threat model", says what that leaves open.
+RECEIVE_HWM = 8
+RETENTION_EVERY_S = 3600.0  # and once at start-up
 MAX_WEIGHTS_CHECK_WAITERS = 64  # check_weights requests answered by the check in flight
 
 MessageHandler = Callable[[bytes, Message], None]
@@ -72,12 +78,15 @@ class BackendService:
         max_queue_per_client: int = 4,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         executor: JobExecutor | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.output_dir = make_private_dir(Path(output_dir), "output folder")
         make_private_dir(results.jobs_root(self.output_dir), "jobs folder")
         self.checkpoints_dir = Path(checkpoints_dir)
         self.max_queue = max_queue
         self.max_queue_per_client = max_queue_per_client
+        self.budgets = budgets or Budgets()
+        self._last_retention = float("-inf")  # the first loop turn removes old jobs
         self.max_message_bytes = max_message_bytes
         self._folder_lock = journal.OutputFolderLock(self.output_dir)
         self._folder_lock.acquire()
@@ -125,7 +134,8 @@ class BackendService:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 500)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)  # per frame
+        self._socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # complete messages queued per peer
         self._access = None
         try:
             self._access = configure_security(self._context, self._socket, bind, keys_dir)
@@ -167,6 +177,7 @@ class BackendService:
                     self._executor.supervise()
                     if self._access is not None:
                         self._access.reload_if_due()
+                    self._enforce_budgets()
                     now = time.monotonic()
                     if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                         self._heartbeat(now)
@@ -268,6 +279,24 @@ class BackendService:
                 ErrorCode.UNKNOWN_JOB,
                 f"Unknown job {job_id}.",
                 "Check the id: a client sees only the jobs it submitted.",
+            )
+
+    def _check_queued_inputs(self, message: Message) -> None:
+        """The waiting jobs' inputs stay in memory until they run: bounded in bytes too."""
+        limit = self.budgets.max_queued_input_mib * budgets.MIB
+        if not limit:
+            return
+        held = sum(
+            budgets.input_bytes(job.request.arrays, job.request.blobs)
+            for job in self._jobs.values()
+            if job.state == "queued"
+        )
+        if held + budgets.input_bytes(message.arrays, message.blobs) > limit:
+            raise VideoSceneError(
+                ErrorCode.QUEUE_FULL,
+                f"The waiting jobs already hold {held / budgets.MIB:,.0f} MiB of inputs "
+                f"(the server keeps at most {limit / budgets.MIB:,.0f} MiB).",
+                "Submit again once some have started; the admin sets --max-queued-input-mib.",
             )
 
     def _check_quota(self, owner: str) -> None:
@@ -406,8 +435,9 @@ class BackendService:
         versions.check_client(kind, message.version)  # e.g. render_video streams since 1.3
         # Refused here, before the job queues; the handler checks again (it also runs on pools).
         spec = JOB_SPECS.get(kind)
-        if spec is not None:  # every product kind has one (test_params); test-only kinds do not
-            spec.validate(params)
+        # every product kind has a spec (test_params); test-only kinds do not
+        checked = spec.validate(params) if spec is not None else params
+        self.budgets.check_submit(kind, checked, message.arrays, self.output_dir)
         if job_id in self._jobs or results.read_record(self.output_dir, job_id) is not None:
             raise VideoSceneError(
                 ErrorCode.BAD_MESSAGE,
@@ -423,6 +453,7 @@ class BackendService:
             )
         owner = self._owner(identity)
         self._check_quota(owner)
+        self._check_queued_inputs(message)
         journal.record_submitted(self.output_dir, job_id, kind, owner=owner)
         job = Job(job_id, kind, JobRequest(job_id, kind, params, message.arrays, message.blobs))
         job.owner = owner
@@ -615,6 +646,31 @@ class BackendService:
             for job_id in finished[:excess]:
                 del self._jobs[job_id]
 
+    def _enforce_budgets(self) -> None:
+        """Stop jobs past the wall-time limit (they end as time_limit, see finish_job) and,
+        hourly, remove finished jobs older than the retention limit."""
+        now = time.perf_counter()
+        for job in list(self._jobs.values()):
+            running = job.state == "running" and job.started and not job.timed_out
+            if running and self.budgets.over_time(now - job.started):
+                job.timed_out = True
+                job.cancel.set()
+                self._executor.cancel(job)
+        if time.monotonic() - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = time.monotonic()
+            self._remove_old_jobs()
+
+    def _remove_old_jobs(self) -> None:
+        try:
+            removed = results.remove_old_jobs(
+                self.output_dir, self.budgets.keep_days, keep=set(self._jobs)
+            )
+        except OSError as exc:
+            log.warning("could not remove old jobs: %s", exc)
+            return
+        if removed:
+            log.info("removed %d job(s) older than %g days", removed, self.budgets.keep_days)
+
     def _heartbeat(self, now: float) -> None:
         beat = Message("heartbeat", body={"time": time.time()})
         for identity, heard in list(self._clients.items()):
@@ -634,7 +690,13 @@ class BackendService:
         work_dir.mkdir(parents=True)
         job.started = time.perf_counter()
         return JobContextImpl(
-            job, work_dir, self.models, self.scenes, self.checkpoints_dir, self._outbox
+            job,
+            work_dir,
+            self.models,
+            self.scenes,
+            self.checkpoints_dir,
+            self._outbox,
+            disk_check=lambda: self.budgets.check_disk(self.output_dir),
         )
 
     def finish_job(self, job: Job, output: JobOutput | None, error: BaseException | None) -> None:
@@ -661,6 +723,8 @@ class BackendService:
                 )
                 if job.shutting_down and failure.code == ErrorCode.CANCELLED:
                     failure = journal.interrupted_error("running")
+                elif job.timed_out and failure.code == ErrorCode.CANCELLED:
+                    failure = self.budgets.time_limit_error(time.perf_counter() - job.started)
                 job.settle("cancelled" if failure.code == ErrorCode.CANCELLED else "failed")
                 record = store_failure(self.output_dir, job, failure)
                 log.warning("job %s %s: %s", job.job_id, job.state, failure)
