@@ -56,7 +56,8 @@ log = logging.getLogger("videoscene.backend")
 
 POLL_MS = 50
 RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
-MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
+MAX_REMEMBERED_JOBS = 256
+MAX_REMEMBERED_SCENES = 4096  # scene owners (the stores keep far fewer scenes)  # finished jobs kept in memory; their records stay on disk
 # Messages libzmq may hold per peer before the loop reads them (a peer's pipe blocks beyond).
 # libzmq delivers a multipart message only once complete and bounds each frame (MAXMSGSIZE),
 # not the frame count: docs/protocol.md, "Threat model", says what that leaves open.
@@ -99,6 +100,9 @@ class BackendService:
             self._executor: JobExecutor = executor or LocalExecutor()
             self._clients: dict[bytes, float] = {}
             self._owners: dict[bytes, str] = {}  # connection -> the key (or local user) behind it
+            # scene id -> the owner of the job that made it (set from the executor's threads)
+            self._scene_owners: OrderedDict[str, str] = OrderedDict()
+            self._scene_lock = threading.Lock()
             self._stop = threading.Event()
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
@@ -281,6 +285,38 @@ class BackendService:
                 "Check the id: a client sees only the jobs it submitted.",
             )
 
+    def _check_scene_owner(self, identity: bytes, kind: str, params: dict[str, Any]) -> None:
+        """A scene belongs to the client whose job made it: another client's render of it reads
+        as an unknown scene, and its id cannot be taken over by a load_scene."""
+        scene_id = params.get("scene_id")
+        if not isinstance(scene_id, str) or self._sees_all(identity):
+            return
+        with self._scene_lock:
+            owner = self._scene_owners.get(scene_id)
+        if owner is None or owner == self._owner(identity):
+            return
+        if kind == "load_scene":
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"The scene id {scene_id} is in use by another client.",
+                "Load the scene with scene_id null (a new id), or a fresh id.",
+            )
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_SCENE,
+            f"Unknown scene {scene_id}.",
+            "Send the scene again with load_scene (scene_id null gives a new id).",
+        )
+
+    def _remember_scene_owner(self, job: Job, output: JobOutput) -> None:
+        scene_id = output.meta.get("scene_id") if isinstance(output.meta, dict) else None
+        if not isinstance(scene_id, str):
+            return
+        with self._scene_lock:
+            self._scene_owners[scene_id] = job.owner
+            self._scene_owners.move_to_end(scene_id)
+            while len(self._scene_owners) > MAX_REMEMBERED_SCENES:
+                self._scene_owners.popitem(last=False)
+
     def _check_queued_inputs(self, message: Message) -> None:
         """The waiting jobs' inputs stay in memory until they run: bounded in bytes too."""
         limit = self.budgets.max_queued_input_mib * budgets.MIB
@@ -452,6 +488,7 @@ class BackendService:
                 "Wait for running jobs to finish, or cancel some.",
             )
         owner = self._owner(identity)
+        self._check_scene_owner(identity, kind, params)
         self._check_quota(owner)
         self._check_queued_inputs(message)
         journal.record_submitted(self.output_dir, job_id, kind, owner=owner)
@@ -714,6 +751,7 @@ class BackendService:
                 except Exception as exc:  # e.g. NaN in meta, an unsafe file name: a bug
                     error = exc
                 else:
+                    self._remember_scene_owner(job, output)
                     job.settle("done")
                     forget_safely(self.output_dir, job.job_id)
                     log.info("job %s done in %.1f s", job.job_id, time.perf_counter() - job.started)

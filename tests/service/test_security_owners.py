@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 from client_events import events_until
+from videoscene_backend.pipeline import registry
+from videoscene_backend.pipeline.contract import JobOutput
 from videoscene_backend.service import start_in_thread
 from videoscene_backend.service.security import generate_keys
 from videoscene_protocol.client import BackendClient, ErrorEvent, ProgressEvent
@@ -80,3 +82,21 @@ def test_one_client_cannot_fill_the_queue(keyed) -> None:
     RELEASE.set()
     assert ben.wait(ben.submit("echo", {}), timeout_s=20).files == ["note.txt"]
     assert ana.wait(held[0], timeout_s=20).meta["steps"] >= 0
+
+
+def scene_job(ctx, request) -> JobOutput:
+    return JobOutput(meta={"scene_id": "anas_scene"})
+
+
+def test_another_key_cannot_render_or_take_over_a_scene(keyed, monkeypatch) -> None:
+    monkeypatch.setitem(registry.HANDLERS, "make_scene", scene_job)
+    ana, ben = keyed["ana"], keyed["ben"]
+    assert ana.wait(ana.submit("make_scene", {}), timeout_s=20).meta["scene_id"] == "anas_scene"
+    uses = ben.submit("echo", {"scene_id": "anas_scene"})
+    assert refused(ben, uses, lambda: None).code == ErrorCode.UNKNOWN_SCENE
+    takes = ben.submit("load_scene", {"scene_id": "anas_scene"}, blobs={"scene.ply": b"ply"})
+    error = refused(ben, takes, lambda: None)
+    assert error.code == ErrorCode.BAD_PARAMS and "another client" in error.message
+    mine = ana.wait(ana.submit("echo", {"scene_id": "anas_scene"}), timeout_s=20)
+    assert mine.meta == {"params": {"scene_id": "anas_scene"}}
+    assert ben.wait(ben.submit("echo", {}), timeout_s=20).files == ["note.txt"]
