@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,16 +14,24 @@ from videoscene_protocol.errors import VideoSceneError
 from .paths import checkpoints_dir, default_output_dir
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+KEYS_ENV = "VIDEOSCENE_KEYS_DIR"  # the add-on's private keys for the backend it starts
 
 
 def _client_keys(args: argparse.Namespace) -> dict:
     if not getattr(args, "keys_dir", None):
         return {}
     import zmq.auth
+    from videoscene_protocol.private_paths import check_secret_file
+
+    from .service.security import CLIENTS
 
     keys = Path(args.keys_dir)
+    secret = keys / CLIENTS / f"{args.client}.key_secret"
+    if not secret.is_file():  # the layout of keygen before per-artist keys
+        secret = keys / "client.key_secret"
+    check_secret_file(secret)
     server_public, _ = zmq.auth.load_certificate(str(keys / "server.key"))
-    client_public, client_secret = zmq.auth.load_certificate(str(keys / "client.key_secret"))
+    client_public, client_secret = zmq.auth.load_certificate(str(secret))
     return {
         "server_public_key": server_public.decode(),
         "client_public_key": client_public.decode(),
@@ -32,6 +41,7 @@ def _client_keys(args: argparse.Namespace) -> dict:
 
 def _serve(args: argparse.Namespace) -> int:
     from .service import BackendService
+    from .service.budgets import LIMITS, Budgets
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -46,7 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
             args.checkpoints or checkpoints_dir(),
             keys_dir=args.keys_dir,
             max_queue=args.max_queue,
+            max_queue_per_client=args.max_queue_per_client,
             executor=executor,
+            budgets=Budgets(**{name: getattr(args, name) for name in LIMITS}),
         )
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)
@@ -98,14 +110,30 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from .service.security import generate_keys
+    from .service.security import generate_keys, revoke_client
 
-    keys = generate_keys(args.keys_dir)
-    print(f"Keys written to {args.keys_dir}.")
+    try:
+        if args.revoke:
+            if not revoke_client(args.keys_dir, args.revoke):
+                print(f"error: no authorized client {args.revoke!r} in {args.keys_dir}.")
+                return 1
+            print(f"Revoked {args.revoke}: the server refuses its key within seconds.")
+            return 0
+        keys = generate_keys(args.keys_dir, args.client, admin=args.admin)
+    except (VideoSceneError, OSError) as error:
+        message = getattr(error, "message", str(error))
+        print(f"error: {message}\nhint: {getattr(error, 'hint', '')}", file=sys.stderr)
+        return 2
+    print(f"Keys written to {args.keys_dir} (files 0600, folders 0700).")
     print(f"  server public key (give to clients): {keys['server_public']}")
-    print(f"  client public key (authorized):     {keys['client_public']}")
     print(
-        "Start the server with --keys-dir; give artists server.key, client.key and client.key_secret."
+        f"  client {args.client!r} public key (authorized{', admin' if args.admin else ''}): "
+        f"{keys['client_public']}"
+    )
+    print(
+        f"Start the server with --keys-dir; give this artist server.key and "
+        f"{keys['client_key_file']} (theirs alone: one key pair per artist, "
+        "`keygen KEYS --revoke NAME` to shut one out)."
     )
     return 0
 
@@ -127,9 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoints", type=Path, default=None, help="weights folder (default checkpoints/)"
     )
     serve.add_argument(
-        "--keys-dir", type=Path, default=None, help="CurveZMQ keys (required off loopback)"
+        "--keys-dir",
+        type=Path,
+        default=os.environ.get(KEYS_ENV) or None,
+        help="CurveZMQ keys (required off loopback; default $VIDEOSCENE_KEYS_DIR, which the "
+        "add-on sets for its local backend)",
     )
     serve.add_argument("--max-queue", type=int, default=16)
+    serve.add_argument(
+        "--max-queue-per-client",
+        type=int,
+        default=4,
+        help="queued or running jobs one client key may hold (keyed servers; default 4)",
+    )
+    from .service.budgets import LIMITS
+
+    for name, limit in LIMITS.items():
+        serve.add_argument(
+            limit.flag,
+            dest=name,
+            type=float,
+            default=limit.default,
+            help=f"{limit.meaning} (default %(default)g {limit.unit}; 0: no limit)",
+        )
     serve.add_argument(
         "--pool",
         default=None,
@@ -153,11 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--address", default=DEFAULT_ADDRESS)
         command.add_argument("--keys-dir", type=Path, default=None)
+        command.add_argument(
+            "--client", default="client", help="client key pair KEYS/clients/NAME.key_secret"
+        )
         command.add_argument("--timeout", type=float, default=5.0)
         command.set_defaults(func=func)
 
     keygen = sub.add_parser("keygen", help="create CurveZMQ server and client key pairs")
     keygen.add_argument("keys_dir", type=Path)
+    keygen.add_argument(
+        "--client", default="client", help="the artist's name: KEYS/clients/NAME.key(_secret)"
+    )
+    keygen.add_argument(
+        "--admin", action="store_true", help="this client may see and cancel every job"
+    )
+    keygen.add_argument(
+        "--revoke", default=None, metavar="NAME", help="remove NAME's key from the allow-lists"
+    )
     keygen.set_defaults(func=_keygen)
 
     from .check import register_cli as register_check

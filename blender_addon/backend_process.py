@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.private_paths import make_private_dir, open_log
 
 LOG_NAME = "backend.log"
+KEYS_ENV = "VIDEOSCENE_KEYS_DIR"
 _process: subprocess.Popen | None = None
 _log_path: Path | None = None
 
@@ -20,19 +23,24 @@ def command_line(template: str, address: str, output_dir: Path) -> list[str]:
     return shlex.split(filled, posix=sys.platform != "win32")
 
 
-def start(template: str, address: str, output_dir: Path) -> subprocess.Popen:
+def start(
+    template: str, address: str, output_dir: Path, keys_dir: Path | None = None
+) -> subprocess.Popen:
     """Start the backend unless the one we started is still running. Output goes to a log file
-    in the output folder (shown in the preferences)."""
+    in the output folder (shown in the preferences). `keys_dir`: the private CurveZMQ keys it
+    serves with (VIDEOSCENE_KEYS_DIR, read by `serve`; an environment variable, unlike the
+    command line, is readable by our own user only)."""
     global _process, _log_path
     if is_running():
         return _process
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(output_dir, "output folder")
     _log_path = output_dir / LOG_NAME
     argv = command_line(template, address, output_dir)
-    log = open(_log_path, "ab")  # noqa: SIM115 -- handed to the child process, closed by it
+    env = {**os.environ, **({KEYS_ENV: str(keys_dir)} if keys_dir is not None else {})}
+    log = open_log(_log_path)  # 0600, never through a planted link; the child keeps its copy
     try:
         _process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
     except OSError as exc:
         raise VideoSceneError(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,9 +34,14 @@ from ._vendor.videoscene_protocol.client import (
     StateEvent,
 )
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ._vendor.videoscene_protocol.keys import CLIENTS, generate_keys, load_client_keys
+from ._vendor.videoscene_protocol.private_paths import make_private_dir
+from ._vendor.videoscene_protocol.wire import is_valid_id
 from .bug_report import unexpected_error
 
 POLL_INTERVAL_S = 0.1
+LOCAL_KEYS = "local-keys"
+LOCAL_CLIENT = "blender"
 CONNECT_SLICE_S = 0.05  # one connect attempt per step, short enough to keep the UI fluid
 JOB_LABELS = {"build_scene": "Build", "load_scene": "Re-send scene", "render_video": "Video"}
 
@@ -57,6 +63,27 @@ class PendingJob:
     blobs: dict[str, bytes] | None = None
     # Called with the job id once sent, e.g. to receive the job's frames as they stream in.
     on_submitted: Callable[[str, PendingJob], None] | None = None
+
+
+def scene_folder(output_dir: Path, scene_id: object) -> Path:
+    """<output>/scenes/<id>/ for a scene id the backend sent: checked against the id character
+    set before it touches a path (a rogue server's `..` or absolute id goes nowhere), made 0700."""
+    if not is_valid_id(scene_id):
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            f"The backend sent an unusable scene id {str(scene_id)[:80]!r}.",
+            "Scene ids are 1-64 letters, digits, '_' or '-'; the backend may not be a genuine one.",
+        )
+    make_private_dir(output_dir, "output folder")
+    return make_private_dir(output_dir / "scenes" / scene_id, "scene folder")
+
+
+def local_keys_dir(output_dir: Path) -> Path:
+    """<output>/local-keys/ (0700): the local backend's own CurveZMQ pair and ours, made once."""
+    keys_dir = make_private_dir(make_private_dir(output_dir, "output folder") / LOCAL_KEYS, "keys")
+    if not (keys_dir / CLIENTS / f"{LOCAL_CLIENT}.key_secret").is_file():
+        generate_keys(keys_dir, LOCAL_CLIENT)
+    return keys_dir
 
 
 def _is_loopback(address: str) -> bool:
@@ -113,8 +140,12 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
                 f"The local backend address {address} is not a loopback address.",
                 "Use tcp://127.0.0.1:PORT for a local backend, or switch to Remote.",
             )
-        backend_process.start(prefs.local_command, address, preferences.output_dir(prefs))
-        return address, {}, True
+        output_dir = preferences.output_dir(prefs)
+        keys_dir = local_keys_dir(output_dir)
+        backend_process.start(prefs.local_command, address, output_dir, keys_dir)
+        # Our own backend only: it must prove it holds the key pair in our 0700 folder (CURVE
+        # handshake), so another user's server squatting the port gets no photos.
+        return address, load_client_keys(keys_dir, LOCAL_CLIENT), True
     address = prefs.remote_address
     if not _is_loopback(address) and not bpy.app.online_access:
         raise VideoSceneError(
@@ -122,7 +153,16 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
             f"Online access is off, so the add-on will not connect to {address}.",
             "Allow online access in Preferences > System > Network, or use a loopback address.",
         )
-    return address, _load_keys(prefs), False
+    keys = _load_keys(prefs)
+    if not keys and not _is_loopback(address):
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"Refusing to connect to {address} without the server's key: the connection would "
+            "be plaintext and the server unauthenticated.",
+            "Set the server public key (server.key) and your client key pair "
+            "(clients/NAME.key_secret) from 'videoscene-backend keygen', or use a loopback address.",
+        )
+    return address, keys, False
 
 
 class Session:

@@ -3,13 +3,13 @@ the backend's check of its installed weights (Check Weights)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import backend_process
+from ._vendor.videoscene_protocol import private_paths
 from ._vendor.videoscene_protocol.params import RENDER_VIDEO
 from .param_settings import enum_items
 
@@ -113,7 +113,7 @@ def get(context: bpy.types.Context | None = None) -> VideoScenePreferences:
 def output_dir(prefs: VideoScenePreferences) -> Path:
     if prefs.output_dir:
         return Path(bpy.path.abspath(prefs.output_dir))
-    return Path(tempfile.gettempdir()) / "videoscene"
+    return private_paths.default_output_dir()  # per user, never /tmp (made 0700 when used)
 
 
 # The last weights report from the backend (or "checking" / "error"); shown in the preferences,

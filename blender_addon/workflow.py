@@ -21,7 +21,7 @@ from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
 from .bug_report import unexpected_error
-from .client_glue import SESSION, PendingJob
+from .client_glue import SESSION, PendingJob, scene_folder
 from .compat import is_animated
 from .importers.rollback import removed_on_error
 from .importers.splat import import_splat
@@ -111,7 +111,7 @@ def _reference_camera(
 def import_build_result(context: bpy.types.Context, scene: bpy.types.Scene, result: Any):
     """Save the PLY, create the scene empty, the point cloud and the reference cameras."""
     meta = result.meta
-    scene_id = str(meta["scene_id"])
+    scene_id = meta.get("scene_id")
     references = meta.get("reference_cameras") or []
     if len(references) != 2:
         raise VideoSceneError(
@@ -119,8 +119,7 @@ def import_build_result(context: bpy.types.Context, scene: bpy.types.Scene, resu
             f"The build result has {len(references)} reference cameras, expected 2.",
             "The backend and add-on versions may differ: update both.",
         )
-    folder = preferences.output_dir(preferences.get(context)) / "scenes" / scene_id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = scene_folder(preferences.output_dir(preferences.get(context)), scene_id)
     ply_path = folder / "scene.ply"
     ply = result.blobs.get("scene.ply")
     if ply is None:

@@ -114,9 +114,9 @@ class BackendClient:
         self,
         address: str = "tcp://127.0.0.1:5557",
         *,
-        server_public_key: str | None = None,
-        client_public_key: str | None = None,
-        client_secret_key: str | None = None,
+        server_public_key: str | bytes | None = None,
+        client_public_key: str | bytes | None = None,
+        client_secret_key: str | bytes | None = None,
         heartbeat_timeout_s: float | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
@@ -138,9 +138,10 @@ class BackendClient:
                     "A server public key was given without a client key pair.",
                     "Create one with `videoscene-backend keygen DIR` and give both client keys.",
                 )
-            self._socket.curve_serverkey = server_public_key.encode()
-            self._socket.curve_publickey = client_public_key.encode()
-            self._socket.curve_secretkey = client_secret_key.encode()
+            # z85 text, as str (the CLI) or bytes (zmq.auth.load_certificate, the add-on)
+            self._socket.curve_serverkey = _key_bytes(server_public_key)
+            self._socket.curve_publickey = _key_bytes(client_public_key)
+            self._socket.curve_secretkey = _key_bytes(client_secret_key)
         self._socket.connect(address)
         self._connected = False
         self._last_heard = 0.0
@@ -514,3 +515,7 @@ def _result_from(message: Message) -> JobResult:
         files=[str(name) for name in body.get("files", [])],
         job_dir=str(body.get("job_dir", "")),
     )
+
+
+def _key_bytes(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else bytes(key)

@@ -32,6 +32,17 @@ class ErrorCode(StrEnum):
     BAD_CAMERA = "bad_camera"  # non-rigid c2w, bad intrinsics, no animation
     NOT_IMPLEMENTED = "not_implemented"
     NOT_READY = "not_ready"  # fetch_frames asked for frames the job has not written yet
+    # Access and budgets (docs/protocol.md, "Threat model and limits")
+    BAD_BIND = (
+        "bad_bind"  # a listen address that is not one literal address, or keyless off loopback
+    )
+    UNSAFE_PATH = "unsafe_path"  # a folder or key file others can read/write, or not ours
+    NOT_AUTHORIZED = "not_authorized"  # a client key removed from the allow-list while connected
+    QUOTA_EXCEEDED = "quota_exceeded"  # this client already has its share of the queue
+    OVER_BUDGET = "over_budget"  # a job's pixels (frames x width x height) over the server's budget
+    DISK_FULL = "disk_full"  # the output folder's disk has less free space than the job needs
+    TIME_LIMIT = "time_limit"  # a job ran past the server's wall-time limit
+    POOL_INSECURE = "pool_insecure"  # the Ray cluster does not require token authentication
     # Models and pipeline
     PRIOR_FAILED = "prior_failed"  # reconstruction failed; message names the cause
     WEIGHTS_MISSING = "weights_missing"

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,8 @@ class Job:
     shutting_down: bool = False  # cancelled by the service stopping, not by a client
     submitted: float = field(default_factory=time.time)
     started: float = 0.0  # time.perf_counter() when its context was made
+    owner: str = ""  # who submitted it: a client key (z85) or security.LOCAL_OWNER
+    timed_out: bool = False  # stopped by the service's wall-time limit (budgets.py)
 
     @property
     def active(self) -> bool:
@@ -89,8 +92,10 @@ class JobContextImpl:
         scenes: SceneStore,
         checkpoints_dir: Path,
         outbox: Outbox,
+        disk_check: Callable[[], None] | None = None,
     ) -> None:
         self.job_id = job.job_id
+        self._disk_check = disk_check
         self.work_dir = work_dir
         self.models = models
         self.scenes = scenes
@@ -115,17 +120,23 @@ class JobContextImpl:
             raise VideoSceneError(ErrorCode.CANCELLED, f"Job {self.job_id} was cancelled.")
 
     def frames_ready(self, event: dict[str, Any]) -> None:
+        """A window's frames are on disk: announce them, then check the disk still has the
+        reserve the server keeps (a full disk stops the job here, its frames stay fetchable)."""
         self._outbox.put(("frames_ready", self._job, event))
+        if self._disk_check is not None:
+            self._disk_check()
 
 
 def store_failure(output_dir: Path, job: Job, error: VideoSceneError) -> dict[str, Any]:
     """Publish the job's failure record and drop its journal entry; if the disk refuses, the
     record still reaches the watchers from memory."""
     try:
-        record = results.write_failure(output_dir, job.job_id, job.kind, error, job.state)
+        record = results.write_failure(
+            output_dir, job.job_id, job.kind, error, job.state, owner=job.owner
+        )
     except Exception as exc:
         log.error("job %s: could not store its failure record: %s", job.job_id, exc)
-        record = results.failure_record(job.job_id, job.kind, error, job.state)
+        record = results.failure_record(job.job_id, job.kind, error, job.state, job.owner)
     forget_safely(output_dir, job.job_id)
     return record
 

@@ -40,13 +40,17 @@ def _entry(output_dir: Path, job_id: str) -> Path:
     return _journal_dir(output_dir) / f"{job_id}.json"
 
 
-def record_submitted(output_dir: Path, job_id: str, kind: str, state: str = "queued") -> None:
+def record_submitted(
+    output_dir: Path, job_id: str, kind: str, state: str = "queued", owner: str = ""
+) -> None:
     """Write (or rewrite) the job's journal entry atomically."""
     entry = _entry(output_dir, job_id)
     entry.parent.mkdir(parents=True, exist_ok=True)
     temporary = entry.with_name(entry.name + ".tmp")
     temporary.write_text(
-        json.dumps({"job_id": job_id, "kind": kind, "state": state, "time": time.time()})
+        json.dumps(
+            {"job_id": job_id, "kind": kind, "state": state, "owner": owner, "time": time.time()}
+        )
     )
     os.replace(temporary, entry)
 
@@ -85,11 +89,13 @@ def recover(output_dir: Path) -> Recovery:
         try:
             entry = json.loads(path.read_text())
             kind, state = str(entry.get("kind", "")), str(entry.get("state", "queued"))
+            owner = str(entry.get("owner", ""))
         except (OSError, ValueError, AttributeError):
-            kind, state = "", "queued"
+            kind, state, owner = "", "queued", ""
         if results.read_record(output_dir, job_id) is None:
             _keep_only_frames(results.partial_dir(output_dir, job_id))
-            results.write_failure(output_dir, job_id, kind, interrupted_error(state), "failed")
+            error = interrupted_error(state)
+            results.write_failure(output_dir, job_id, kind, error, "failed", owner=owner)
             report.interrupted.append(job_id)
         path.unlink()
     root = results.jobs_root(output_dir)

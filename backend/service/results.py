@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,11 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) -> dict[str, Any]:
-    """Publish a finished job; returns its record (what read_record gives back)."""
+def write_result(
+    output_dir: Path, job_id: str, kind: str, output: JobOutput, owner: str = ""
+) -> dict[str, Any]:
+    """Publish a finished job; returns its record (what read_record gives back). `owner`: who
+    may fetch it (server.py's ownership rule)."""
     partial = _fresh_partial(output_dir, job_id)
     buffers = []
     for name, array in output.arrays.items():
@@ -107,6 +111,7 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
         "job_id": job_id,
         "kind": kind,
         "state": "done",
+        "owner": owner,
         "meta": output.meta,
         "files": files,
         "buffers": buffers,
@@ -118,21 +123,40 @@ def write_result(output_dir: Path, job_id: str, kind: str, output: JobOutput) ->
     return {**record, "job_dir": str(final)}
 
 
-def failure_record(job_id: str, kind: str, error: VideoSceneError, state: str) -> dict[str, Any]:
-    return {"job_id": job_id, "kind": kind, "state": state, **error.to_dict()}
+def failure_record(
+    job_id: str, kind: str, error: VideoSceneError, state: str, owner: str = ""
+) -> dict[str, Any]:
+    return {"job_id": job_id, "kind": kind, "state": state, "owner": owner, **error.to_dict()}
 
 
 def write_failure(
-    output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str
+    output_dir: Path, job_id: str, kind: str, error: VideoSceneError, state: str, owner: str = ""
 ) -> dict[str, Any]:
     """Publish a failed, cancelled or interrupted job; returns its record."""
     partial = _fresh_partial(output_dir, job_id)
     (partial / RESULT_FILE).unlink(missing_ok=True)  # a result whose publishing failed
-    record = failure_record(job_id, kind, error, state)
+    record = failure_record(job_id, kind, error, state, owner)
     (partial / ERROR_FILE).write_text(json.dumps(record, indent=1))
     final = final_dir(output_dir, job_id)
     _publish(partial, final)
     return {**record, "job_dir": str(final)}
+
+
+def remove_old_jobs(output_dir: Path, keep_days: float, keep: set[str]) -> int:
+    """The retention policy: finished jobs' folders whose record is older than keep_days go
+    (jobs in `keep`, the ones in memory and active, stay). Returns how many were removed."""
+    if not keep_days:
+        return 0
+    cutoff = time.time() - keep_days * 86400
+    removed = 0
+    for folder in jobs_root(output_dir).iterdir():
+        if not is_valid_id(folder.name) or folder.name in keep or folder.is_symlink():
+            continue
+        records = [folder / name for name in (RESULT_FILE, ERROR_FILE) if (folder / name).is_file()]
+        if records and max(path.stat().st_mtime for path in records) < cutoff:
+            remove_path(folder)
+            removed += 1
+    return removed
 
 
 def read_record(output_dir: Path, job_id: str) -> dict | None:

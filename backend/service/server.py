@@ -26,6 +26,7 @@ import zmq
 from videoscene_protocol import PROTOCOL_VERSION, versions
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import JOB_SPECS
+from videoscene_protocol.private_paths import make_private_dir
 from videoscene_protocol.wire import (
     CLIENT_FORGET_S,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -45,16 +46,23 @@ from ..pipeline.contract import JobOutput, JobRequest
 # seconds the socket loop must not spend while clients wait for heartbeats.
 from ..pipeline.registry import HANDLERS
 from ..scene.store import SceneStore
-from . import journal, results
+from . import budgets, journal, results
+from .budgets import Budgets
 from .executor import STOP_JOIN_S, JobExecutor, LocalExecutor
 from .jobs import Job, JobContextImpl, Outbox, as_error, forget_safely, store_failure
-from .security import configure_security
+from .security import LOCAL_OWNER, check_bound, configure_security
 
 log = logging.getLogger("videoscene.backend")
 
 POLL_MS = 50
 RECEIVE_BUDGET_S = 0.1  # then outbox, supervision and heartbeats get their turn
-MAX_REMEMBERED_JOBS = 256  # finished jobs kept in memory; their records stay on disk
+MAX_REMEMBERED_JOBS = 256
+MAX_REMEMBERED_SCENES = 4096  # scene owners (the stores keep far fewer scenes)  # finished jobs kept in memory; their records stay on disk
+# Messages libzmq may hold per peer before the loop reads them (a peer's pipe blocks beyond).
+# libzmq delivers a multipart message only once complete and bounds each frame (MAXMSGSIZE),
+# not the frame count: docs/protocol.md, "Threat model", says what that leaves open.
+RECEIVE_HWM = 8
+RETENTION_EVERY_S = 3600.0  # and once at start-up
 MAX_WEIGHTS_CHECK_WAITERS = 64  # check_weights requests answered by the check in flight
 
 MessageHandler = Callable[[bytes, Message], None]
@@ -68,13 +76,18 @@ class BackendService:
         checkpoints_dir: Path | str = "checkpoints",
         keys_dir: Path | str | None = None,
         max_queue: int = 16,
+        max_queue_per_client: int = 4,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         executor: JobExecutor | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
-        self.output_dir = Path(output_dir)
-        results.jobs_root(self.output_dir).mkdir(parents=True, exist_ok=True)
+        self.output_dir = make_private_dir(Path(output_dir), "output folder")
+        make_private_dir(results.jobs_root(self.output_dir), "jobs folder")
         self.checkpoints_dir = Path(checkpoints_dir)
         self.max_queue = max_queue
+        self.max_queue_per_client = max_queue_per_client
+        self.budgets = budgets or Budgets()
+        self._last_retention = float("-inf")  # the first loop turn removes old jobs
         self.max_message_bytes = max_message_bytes
         self._folder_lock = journal.OutputFolderLock(self.output_dir)
         self._folder_lock.acquire()
@@ -86,6 +99,10 @@ class BackendService:
             self._outbox: Outbox = queue.Queue()
             self._executor: JobExecutor = executor or LocalExecutor()
             self._clients: dict[bytes, float] = {}
+            self._owners: dict[bytes, str] = {}  # connection -> the key (or local user) behind it
+            # scene id -> the owner of the job that made it (set from the executor's threads)
+            self._scene_owners: OrderedDict[str, str] = OrderedDict()
+            self._scene_lock = threading.Lock()
             self._stop = threading.Event()
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
@@ -121,26 +138,28 @@ class BackendService:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 500)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        self._authenticator = None
+        self._socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)  # per frame
+        self._socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # complete messages queued per peer
+        self._access = None
         try:
-            self._authenticator = configure_security(self._context, self._socket, bind, keys_dir)
-            self._socket.bind(bind)
-        except BaseException as exc:
-            self._close_socket()
-            if isinstance(exc, zmq.ZMQError):
+            self._access = configure_security(self._context, self._socket, bind, keys_dir)
+            try:
+                self._socket.bind(bind)
+            except zmq.ZMQError as exc:
                 raise VideoSceneError(
-                    ErrorCode.BAD_PARAMS,
+                    ErrorCode.BAD_BIND,
                     f"Cannot listen on {bind}: {exc}.",
                     "Another backend may already be listening there; choose another --bind.",
                 ) from exc
+            self.address = check_bound(self._socket, keyed=self._access is not None)
+        except BaseException:
+            self._close_socket()
             raise
-        self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def _close_socket(self) -> None:
         self._socket.close(linger=500)
-        if self._authenticator is not None:
-            self._authenticator.stop()  # joins its thread
+        if self._access is not None:
+            self._access.stop()  # joins the authenticator's thread
         self._context.term()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -160,6 +179,9 @@ class BackendService:
                         self._receive_some()
                     self._flush_outbox()
                     self._executor.supervise()
+                    if self._access is not None:
+                        self._access.reload_if_due()
+                    self._enforce_budgets()
                     now = time.monotonic()
                     if now - last_heartbeat >= HEARTBEAT_INTERVAL_S:
                         self._heartbeat(now)
@@ -208,7 +230,125 @@ class BackendService:
                 return
             identity = frames[0].bytes
             self._clients[identity] = time.monotonic()
-            self._handle(identity, frames[1:])
+            if self._admit(identity, frames):
+                self._handle(identity, frames[1:])
+
+    def _admit(self, identity: bytes, frames: list[Any]) -> bool:
+        """Who sent it: the CurveZMQ client key (ZAP's User-Id, its z85 public key) or, on a
+        keyless loopback/ipc backend, the local user. A key revoked since it connected is
+        answered not_authorized."""
+        if self._access is None:
+            self._owners[identity] = LOCAL_OWNER
+            return True
+        owner = frames[-1].get("User-Id")
+        if owner in self._access.allowed:
+            self._owners[identity] = owner
+            return True
+        self._owners.pop(identity, None)
+        reply_to, job_id = peek_ids(frames[1:])
+        error = VideoSceneError(
+            ErrorCode.NOT_AUTHORIZED,
+            "This client key is no longer authorized.",
+            "Ask the server's admin for a new key pair (`videoscene-backend keygen --client`).",
+        )
+        self._send_error(identity, error, reply_to, job_id)
+        return False
+
+    def _owner(self, identity: bytes) -> str:
+        return self._owners.get(identity, "")
+
+    def _sees_all(self, identity: bytes) -> bool:
+        """Keyless (a private local backend) or an admin key: every job; else one's own."""
+        return self._access is None or self._owner(identity) in self._access.admins
+
+    def _shows_paths(self, identity: bytes) -> bool:
+        """Server paths and node details: for the server's own user (keyless) or an admin."""
+        return self._sees_all(identity)
+
+    def _may_see(self, identity: bytes, owner: str) -> bool:
+        return self._sees_all(identity) or (bool(owner) and owner == self._owner(identity))
+
+    def _require_visible(self, identity: bytes, job_id: str) -> None:
+        """Another client's job reads exactly as an unknown one (no oracle for its ids)."""
+        if self._sees_all(identity):
+            return
+        job = self._jobs.get(job_id)
+        if job is not None:
+            owner = job.owner
+        else:
+            record = results.read_record(self.output_dir, job_id)
+            owner = "" if record is None else str(record.get("owner", ""))
+        if not self._may_see(identity, owner):
+            raise VideoSceneError(
+                ErrorCode.UNKNOWN_JOB,
+                f"Unknown job {job_id}.",
+                "Check the id: a client sees only the jobs it submitted.",
+            )
+
+    def _check_scene_owner(self, identity: bytes, kind: str, params: dict[str, Any]) -> None:
+        """A scene belongs to the client whose job made it: another client's render of it reads
+        as an unknown scene, and its id cannot be taken over by a load_scene."""
+        scene_id = params.get("scene_id")
+        if not isinstance(scene_id, str) or self._sees_all(identity):
+            return
+        with self._scene_lock:
+            owner = self._scene_owners.get(scene_id)
+        if owner is None or owner == self._owner(identity):
+            return
+        if kind == "load_scene":
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"The scene id {scene_id} is in use by another client.",
+                "Load the scene with scene_id null (a new id), or a fresh id.",
+            )
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_SCENE,
+            f"Unknown scene {scene_id}.",
+            "Send the scene again with load_scene (scene_id null gives a new id).",
+        )
+
+    def _remember_scene_owner(self, job: Job, output: JobOutput) -> None:
+        scene_id = output.meta.get("scene_id") if isinstance(output.meta, dict) else None
+        if not isinstance(scene_id, str):
+            return
+        with self._scene_lock:
+            self._scene_owners[scene_id] = job.owner
+            self._scene_owners.move_to_end(scene_id)
+            while len(self._scene_owners) > MAX_REMEMBERED_SCENES:
+                self._scene_owners.popitem(last=False)
+
+    def _check_queued_inputs(self, message: Message) -> None:
+        """The waiting jobs' inputs stay in memory until they run: bounded in bytes too."""
+        limit = self.budgets.max_queued_input_mib * budgets.MIB
+        if not limit:
+            return
+        held = sum(
+            budgets.input_bytes(job.request.arrays, job.request.blobs)
+            for job in self._jobs.values()
+            if job.state == "queued"
+        )
+        if held + budgets.input_bytes(message.arrays, message.blobs) > limit:
+            raise VideoSceneError(
+                ErrorCode.QUEUE_FULL,
+                f"The waiting jobs already hold {held / budgets.MIB:,.0f} MiB of inputs "
+                f"(the server keeps at most {limit / budgets.MIB:,.0f} MiB).",
+                "Submit again once some have started; the admin sets --max-queued-input-mib.",
+            )
+
+    def _check_quota(self, owner: str) -> None:
+        """Each client (key) may hold at most max_queue_per_client waiting or running jobs, so
+        one artist cannot fill the queue for everyone."""
+        if self._access is None:
+            return  # a keyless backend has one user
+        held = sum(1 for job in self._jobs.values() if job.active and job.owner == owner)
+        if held >= self.max_queue_per_client:
+            raise VideoSceneError(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"This client already has {held} jobs queued or running "
+                f"(the server allows {self.max_queue_per_client} per client).",
+                "Wait for one to finish or cancel one; the server's admin sets "
+                "--max-queue-per-client.",
+            )
 
     def _handle(self, identity: bytes, payload: list[Any]) -> None:
         """Decode, dispatch, and answer any failure with an addressed error."""
@@ -291,7 +431,8 @@ class BackendService:
                 "kind": record.get("kind", ""),
                 "meta": record.get("meta", {}),
                 "files": record.get("files", []),
-                "job_dir": record.get("job_dir", ""),
+                # the folder only for a keyless (the server's own user's) backend
+                "job_dir": record.get("job_dir", "") if self._access is None else "",
                 **addressed,
             }
             return Message("result", body=body, job_id=job_id, arrays=arrays, blobs=blobs)
@@ -330,8 +471,9 @@ class BackendService:
         versions.check_client(kind, message.version)  # e.g. render_video streams since 1.3
         # Refused here, before the job queues; the handler checks again (it also runs on pools).
         spec = JOB_SPECS.get(kind)
-        if spec is not None:  # every product kind has one (test_params); test-only kinds do not
-            spec.validate(params)
+        # every product kind has a spec (test_params); test-only kinds do not
+        checked = spec.validate(params) if spec is not None else params
+        self.budgets.check_submit(kind, checked, message.arrays, self.output_dir)
         if job_id in self._jobs or results.read_record(self.output_dir, job_id) is not None:
             raise VideoSceneError(
                 ErrorCode.BAD_MESSAGE,
@@ -345,8 +487,13 @@ class BackendService:
                 f"{waiting} jobs are already waiting.",
                 "Wait for running jobs to finish, or cancel some.",
             )
-        journal.record_submitted(self.output_dir, job_id, kind)
+        owner = self._owner(identity)
+        self._check_scene_owner(identity, kind, params)
+        self._check_quota(owner)
+        self._check_queued_inputs(message)
+        journal.record_submitted(self.output_dir, job_id, kind, owner=owner)
         job = Job(job_id, kind, JobRequest(job_id, kind, params, message.arrays, message.blobs))
+        job.owner = owner
         job.watch(identity)
         self._jobs[job_id] = job
         self._forget_old_jobs()
@@ -357,7 +504,7 @@ class BackendService:
     def _on_cancel(self, identity: bytes, message: Message) -> None:
         job_id = _required_job_id(message)
         job = self._jobs.get(job_id)
-        if job is None or not job.active:
+        if job is None or not job.active or not self._may_see(identity, job.owner):
             raise VideoSceneError(
                 ErrorCode.UNKNOWN_JOB,
                 f"No queued or running job {job_id}.",
@@ -382,6 +529,7 @@ class BackendService:
         """A running job gains a watcher (it keeps its others); a finished one is read from
         disk and sent to the fetching client alone."""
         job_id = _required_job_id(message)
+        self._require_visible(identity, job_id)
         job = self._jobs.get(job_id)
         if job is not None and job.active:
             job.watch(identity)
@@ -404,6 +552,7 @@ class BackendService:
             job_id, kind, first, count = frame_store.check_range_request(
                 message.job_id, message.body
             )
+            self._require_visible(identity, job_id)
             folders = (
                 results.final_dir(self.output_dir, job_id),
                 results.partial_dir(self.output_dir, job_id),
@@ -434,10 +583,16 @@ class BackendService:
         )
 
     def _on_status(self, identity: bytes, message: Message) -> None:
-        running = next((job for job in self._jobs.values() if job.state == "running"), None)
+        """One's own jobs (an admin key and a keyless local backend: all of them); the server's
+        paths and the pool's node details only where the client is the server's own user."""
+        mine = [job for job in self._jobs.values() if self._may_see(identity, job.owner)]
+        running = next((job for job in mine if job.state == "running"), None)
+        details = self._executor.describe()  # device, models, scenes (+ worker, or the pool)
         body = {
             "version": PROTOCOL_VERSION,
-            "queue": [job.job_id for job in self._jobs.values() if job.state == "queued"],
+            "queue": [job.job_id for job in mine if job.state == "queued"],
+            "waiting": sum(1 for job in self._jobs.values() if job.state == "queued"),
+            "busy": any(job.state == "running" for job in self._jobs.values()),
             "running": None
             if running is None
             else {
@@ -446,9 +601,10 @@ class BackendService:
                 "stage": running.stage,
                 "fraction": running.fraction,
             },
-            **self._executor.describe(),  # device, models, scenes (+ worker, or the pool)
-            "output_dir": str(self.output_dir),
+            **(details if self._shows_paths(identity) else public_details(details)),
         }
+        if self._shows_paths(identity):
+            body["output_dir"] = str(self.output_dir)
         self._reply(identity, message, "status_reply", body)
 
     def _on_release(self, identity: bytes, message: Message) -> None:
@@ -527,11 +683,37 @@ class BackendService:
             for job_id in finished[:excess]:
                 del self._jobs[job_id]
 
+    def _enforce_budgets(self) -> None:
+        """Stop jobs past the wall-time limit (they end as time_limit, see finish_job) and,
+        hourly, remove finished jobs older than the retention limit."""
+        now = time.perf_counter()
+        for job in list(self._jobs.values()):
+            running = job.state == "running" and job.started and not job.timed_out
+            if running and self.budgets.over_time(now - job.started):
+                job.timed_out = True
+                job.cancel.set()
+                self._executor.cancel(job)
+        if time.monotonic() - self._last_retention >= RETENTION_EVERY_S:
+            self._last_retention = time.monotonic()
+            self._remove_old_jobs()
+
+    def _remove_old_jobs(self) -> None:
+        try:
+            removed = results.remove_old_jobs(
+                self.output_dir, self.budgets.keep_days, keep=set(self._jobs)
+            )
+        except OSError as exc:
+            log.warning("could not remove old jobs: %s", exc)
+            return
+        if removed:
+            log.info("removed %d job(s) older than %g days", removed, self.budgets.keep_days)
+
     def _heartbeat(self, now: float) -> None:
         beat = Message("heartbeat", body={"time": time.time()})
         for identity, heard in list(self._clients.items()):
             if now - heard > CLIENT_FORGET_S:
                 del self._clients[identity]
+                self._owners.pop(identity, None)
             else:
                 self._send(identity, beat)
 
@@ -539,13 +721,19 @@ class BackendService:
     def job_context(self, job: Job) -> JobContextImpl:
         """The job starts: journalled as running, an empty work folder (a retried attempt
         starts afresh), a context whose progress reaches the job's watchers."""
-        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running")
+        journal.record_submitted(self.output_dir, job.job_id, job.kind, "running", job.owner)
         work_dir = results.partial_dir(self.output_dir, job.job_id)
         results.remove_path(work_dir)
         work_dir.mkdir(parents=True)
         job.started = time.perf_counter()
         return JobContextImpl(
-            job, work_dir, self.models, self.scenes, self.checkpoints_dir, self._outbox
+            job,
+            work_dir,
+            self.models,
+            self.scenes,
+            self.checkpoints_dir,
+            self._outbox,
+            disk_check=lambda: self.budgets.check_disk(self.output_dir),
         )
 
     def finish_job(self, job: Job, output: JobOutput | None, error: BaseException | None) -> None:
@@ -557,10 +745,13 @@ class BackendService:
         try:
             if output is not None:
                 try:
-                    record = results.write_result(self.output_dir, job.job_id, job.kind, output)
+                    record = results.write_result(
+                        self.output_dir, job.job_id, job.kind, output, owner=job.owner
+                    )
                 except Exception as exc:  # e.g. NaN in meta, an unsafe file name: a bug
                     error = exc
                 else:
+                    self._remember_scene_owner(job, output)
                     job.settle("done")
                     forget_safely(self.output_dir, job.job_id)
                     log.info("job %s done in %.1f s", job.job_id, time.perf_counter() - job.started)
@@ -570,6 +761,8 @@ class BackendService:
                 )
                 if job.shutting_down and failure.code == ErrorCode.CANCELLED:
                     failure = journal.interrupted_error("running")
+                elif job.timed_out and failure.code == ErrorCode.CANCELLED:
+                    failure = self.budgets.time_limit_error(time.perf_counter() - job.started)
                 job.settle("cancelled" if failure.code == ErrorCode.CANCELLED else "failed")
                 record = store_failure(self.output_dir, job, failure)
                 log.warning("job %s %s: %s", job.job_id, job.state, failure)
@@ -577,7 +770,7 @@ class BackendService:
             log.exception("job %s: could not publish its outcome", job.job_id)
             job.settle("failed")
             bug = VideoSceneError(ErrorCode.INTERNAL, "The job's outcome could not be stored.")
-            record = results.failure_record(job.job_id, job.kind, bug, "failed")
+            record = results.failure_record(job.job_id, job.kind, bug, "failed", job.owner)
         finally:
             job.request = JobRequest(job.job_id, job.kind, {})  # drop the inputs' memory
         self._outbox.put(("finished", job, record))
@@ -591,6 +784,23 @@ def _required_job_id(message: Message) -> str:
             "Give the job's id (a fresh uuid4 hex for submit).",
         )
     return message.job_id
+
+
+def public_details(details: dict[str, Any]) -> dict[str, Any]:
+    """What any authorized client may know of the executor: the device, the loaded models, the
+    worker's health and the pool's size; not scene ids (other artists' scenes), node addresses,
+    host names or process ids."""
+    public: dict[str, Any] = {key: details[key] for key in ("device", "models") if key in details}
+    public["scenes"] = []
+    if "worker" in details:
+        public["worker"] = details["worker"]
+    pool = details.get("pool")
+    if isinstance(pool, dict):
+        public["pool"] = {
+            "replicas_wanted": pool.get("replicas_wanted"),
+            "replicas": len(pool.get("replicas", [])),
+        }
+    return public
 
 
 def _error_fields(record: dict) -> dict[str, str]:

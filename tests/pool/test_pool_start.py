@@ -82,3 +82,33 @@ def test_without_pool_ray_is_never_imported(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "no ray" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_pool_refuses_to_start_without_token_auth(tmp_path: Path) -> None:
+    """RAY_AUTH_MODE=disabled: refused with the commands that fix it, before Ray starts; the
+    same folder then serves a plain (pool-less) backend at once."""
+    import os
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    out = tmp_path / "out"
+    common = ["--bind", "tcp://127.0.0.1:*", "--output-dir", str(out)]
+    done = subprocess.run(
+        [*CLI, "serve", "--pool", "ray", *common],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "without token authentication" in done.stderr
+    assert "ray get-auth-token --generate" in done.stderr and "chmod 600" in done.stderr
+    from videoscene_backend.service import start_in_thread
+    from videoscene_protocol.client import BackendClient
+
+    handle = start_in_thread(out, tmp_path / "ckpt")
+    try:
+        client = BackendClient(handle.address)
+        assert client.connect()["server"] == "videoscene-backend"
+        client.close()
+    finally:
+        handle.stop()

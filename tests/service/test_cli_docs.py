@@ -41,3 +41,10 @@ def test_every_command_and_flag_is_documented() -> None:
     documented_flags = set(re.findall(r"`(--[a-z-]+)", " ".join(rows.values())))
     real = {f for c in commands.values() for a in c._actions for f in a.option_strings}
     assert documented_flags <= real, documented_flags - real
+
+
+def test_the_budgets_table_is_the_declared_one() -> None:
+    from videoscene_backend.service.budgets import markdown_table
+
+    section = DOC.read_text().split("<!-- budgets:begin -->\n", 1)[1].split("\n<!-- budgets:end")[0]
+    assert section == markdown_table()

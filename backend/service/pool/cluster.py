@@ -16,6 +16,27 @@ log = logging.getLogger("videoscene.pool")
 NAMESPACE = "videoscene"  # the front end's Ray namespace; the board actor lives in it
 DEFAULT_APP = "videoscene"
 GCS_CHECK_TIMEOUT_S = 5.0
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+TOKEN_PROBE_TIMEOUT_S = 60.0
+TOKEN_FIX = (
+    "The pool runs only on a Ray cluster that requires its token. On the head box: "
+    "`ray get-auth-token --generate && chmod 600 ~/.ray/auth_token`; copy that file (mode 0600) "
+    "to ~/.ray/auth_token on every box; start every node with `RAY_AUTH_MODE=token ray start "
+    "... --include-dashboard=false` on a private address, and start serve with "
+    "RAY_AUTH_MODE=token (docs/pool.md, Set-up)."
+)
+# Run in a scrubbed environment (no token, auth disabled, a HOME without ~/.ray/auth_token):
+# a cluster that answers this request lets anyone on its network in.
+_TOKENLESS_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1]).internal_kv_get(b"videoscene-probe", None, timeout=10)
+except Exception as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(3)
+print("answered")
+"""
 
 
 @dataclass
@@ -44,8 +65,64 @@ def parse_pool_option(value: str) -> str | None:
     return address or None
 
 
+def insecure_error(why: str) -> VideoSceneError:
+    return VideoSceneError(ErrorCode.POOL_INSECURE, why, TOKEN_FIX)
+
+
+def require_token_mode() -> None:
+    """Token authentication for this process's Ray (set before Ray is imported): an explicit
+    other RAY_AUTH_MODE is refused, never overridden silently."""
+    mode = os.environ.get(AUTH_MODE_ENV)
+    if mode is not None and mode.strip().lower() != "token":
+        raise insecure_error(
+            f"{AUTH_MODE_ENV}={mode!r}: the pool refuses to run Ray without token authentication "
+            "(anyone reaching its ports could run code on every GPU box)."
+        )
+    os.environ[AUTH_MODE_ENV] = "token"
+
+
+def check_cluster_requires_token(address: str) -> None:
+    """Ask the cluster's GCS a question without the token, from a scrubbed process: an answer
+    means the cluster is open to anyone on its network."""
+    import subprocess
+    import sys
+    import tempfile
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH_TOKEN")}
+    with tempfile.TemporaryDirectory(prefix="videoscene-probe-") as home:
+        env |= {AUTH_MODE_ENV: "disabled", "HOME": home, "USERPROFILE": home}
+        try:
+            probe = subprocess.run(
+                [sys.executable, "-c", _TOKENLESS_PROBE, address.removeprefix("ray://")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TOKEN_PROBE_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            return  # no answer without the token within a minute: not open
+    if probe.returncode == 0:
+        raise insecure_error(
+            f"The Ray cluster at {address} answers requests without its token: it was started "
+            "without RAY_AUTH_MODE=token."
+        )
+
+
+def check_token_mode() -> None:
+    """After ray.init: Ray itself must report token mode; its token file is made 0600."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    if get_authentication_mode() != AuthenticationMode.TOKEN:
+        raise insecure_error("Ray did not start in token authentication mode.")
+    token_file = Path.home() / ".ray" / "auth_token"  # Ray writes it 0644 (umask)
+    if os.name == "posix" and token_file.is_file() and token_file.stat().st_uid == os.getuid():
+        token_file.chmod(0o600)
+
+
 def connect(config: PoolConfig) -> None:
-    """ray.init, locally or to the cluster at config.address; a dead cluster is a clear error."""
+    """ray.init with token authentication, locally or to the cluster at config.address; a dead
+    or an open (token-less) cluster is a clear error."""
+    require_token_mode()
     if config.address is None:
         # A local pool is one machine: keep Ray's node address on loopback (its default is the
         # machine's outward address). Read by Ray at import, so set before importing it.
@@ -64,11 +141,18 @@ def connect(config: PoolConfig) -> None:
         }
     else:
         _check_reachable(config.address)
+        if config.address != "auto":
+            check_cluster_requires_token(config.address)
         options["address"] = config.address
     try:
         ray.init(**options)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, grpc errors...
         raise _cluster_error(config.address, f"{type(exc).__name__}: {exc}") from exc
+    try:
+        check_token_mode()
+    except VideoSceneError:
+        ray.shutdown()
+        raise
 
 
 def _check_reachable(address: str) -> None:

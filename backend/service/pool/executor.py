@@ -34,6 +34,7 @@ log = logging.getLogger("videoscene.pool")
 
 ATTEMPTS = 2  # a job whose replica dies is run once more on another replica
 FRONT_END_SCENES = 64  # scenes whose PLY the front end keeps in the object store
+FRONT_END_SCENE_BYTES = 4 << 30  # and at most this many bytes of them (the newest always kept)
 STATUS_REFRESH_S = 1.0
 RELEASE_WAIT_S = 10.0
 REPLICA_LOST = (RayActorError, ActorUnavailableError)
@@ -42,18 +43,28 @@ REPLICA_LOST = (RayActorError, ActorUnavailableError)
 class SceneRefs:
     """Scene id -> ObjectRef of its PLY, owned by the front end so it outlives any replica."""
 
-    def __init__(self, capacity: int = FRONT_END_SCENES) -> None:
+    def __init__(
+        self, capacity: int = FRONT_END_SCENES, max_bytes: int = FRONT_END_SCENE_BYTES
+    ) -> None:
         self._refs: OrderedDict[str, Any] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
 
     def put(self, scene_id: str, ply: bytes) -> None:
         ref = ray.put(ply)
         with self._lock:
             self._refs[scene_id] = ref
+            self._sizes[scene_id] = len(ply)
             self._refs.move_to_end(scene_id)
-            while len(self._refs) > self._capacity:
-                self._refs.popitem(last=False)
+            # bounded in count and in bytes (the newest always stays): clients' PLYs are up to
+            # the message limit each, and pinned objects are not spilled away by Ray
+            while len(self._refs) > 1 and (
+                len(self._refs) > self._capacity or sum(self._sizes.values()) > self._max_bytes
+            ):
+                oldest, _ = self._refs.popitem(last=False)
+                self._sizes.pop(oldest, None)
 
     def get(self, scene_id: str) -> Any | None:
         with self._lock:
