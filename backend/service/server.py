@@ -179,6 +179,8 @@ class BackendService:
             for job in list(self._jobs.values()):
                 self._interrupt(job)
             self._executor.stop()
+            for job in list(self._jobs.values()):
+                self._abandon(job)
             if self._weights_check is not None:
                 self._weights_check.join(STOP_JOIN_S)
             self._flush_outbox()
@@ -197,6 +199,17 @@ class BackendService:
             job.shutting_down = True
             job.cancel.set()
             self._executor.cancel(job)
+
+    def _abandon(self, job: Job) -> None:
+        """A job still running when the executor's stop gave up on it: its watchers hear
+        `interrupted` now, and settling it makes the worker's late finish_job a no-op, so its
+        work folder and journal entry stay for the next start-up to record as interrupted
+        (keeping the frames it finished) rather than being half-published as the process exits."""
+        if job.settle("failed"):
+            record = results.failure_record(
+                job.job_id, job.kind, journal.interrupted_error("running"), "failed"
+            )
+            self._outbox.put(("finished", job, record))
 
     # ---- receiving -----------------------------------------------------------------------
     def _receive_some(self) -> None:
