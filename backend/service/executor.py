@@ -31,7 +31,7 @@ ReleaseReply = Callable[[list[str]], None]
 # every few hundred ms of CPU work (docs/protocol.md, "Cancel latency"), so this is ample; a job
 # still running after it (one GPU kernel, a loaded machine) is abandoned: the process exits
 # within 2 s of SIGTERM and the next start-up records the job as interrupted.
-STOP_JOIN_S = 1.0
+STOP_JOIN_S = 1.5
 
 
 class JobHost(Protocol):

@@ -87,6 +87,7 @@ class BackendService:
             self._executor: JobExecutor = executor or LocalExecutor()
             self._clients: dict[bytes, float] = {}
             self._stop = threading.Event()
+            self.abandoned_jobs: list[str] = []  # still running when the stop gave up on them
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
             self._open_socket(bind, keys_dir)
@@ -206,6 +207,8 @@ class BackendService:
         work folder and journal entry stay for the next start-up to record as interrupted
         (keeping the frames it finished) rather than being half-published as the process exits."""
         if job.settle("failed"):
+            self.abandoned_jobs.append(job.job_id)
+            log.warning("job %s abandoned by the stop; the next start records it", job.job_id)
             record = results.failure_record(
                 job.job_id, job.kind, journal.interrupted_error("running"), "failed"
             )
