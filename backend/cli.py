@@ -70,7 +70,22 @@ def _serve(args: argparse.Namespace) -> int:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: service.stop())
     service.serve_forever()
+    if service.abandoned_jobs or not args.pool:
+        _exit_now()
     return 0
+
+
+def _exit_now() -> None:
+    """Leave without finalizing the interpreter, once the stop is complete (records written,
+    socket closed, output folder unlocked): finalizing with torch loaded takes 0.5-1 s, a
+    quarter or more of the 2 s a stop may take (docs/protocol.md), and aborts ("terminate
+    called") when the worker is still inside a job that executor.STOP_JOIN_S gave up on; that
+    job's work folder is recovered at the next start. With --pool only for an abandoned job:
+    otherwise Ray's own exit handlers run."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _pool_executor(args: argparse.Namespace):

@@ -255,6 +255,7 @@ class PathVideo:
                 background=request.background,
                 near=request.near,
                 far=request.far,
+                check_cancelled=self.ctx.check_cancelled,  # within the batch: per frame, tiles
             )
         images = to_uint8(out.images)
         self.report.timings["render"] += time.perf_counter() - started

@@ -5,6 +5,7 @@ out = render(scene, c2w, K, width, height)       # images (N, H, W, 3) float in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,12 @@ def render(
     return_depth: bool = False,
     return_alpha: bool = False,
     sh_degree: int | None = None,
+    check_cancelled: Callable[[], None] | None = None,
 ) -> RenderOutput:
-    """Render N cameras (OpenCV c2w in the splat frame, pixel K at width x height)."""
+    """Render N cameras (OpenCV c2w in the splat frame, pixel K at width x height).
+
+    check_cancelled (raises to stop) is called between frames and between tile batches, and
+    in the backward pass when gradients flow, so a job stops within one batch's time."""
     if backend == "auto":
         backend = "gsplat" if scene.means.is_cuda else "torch"
     if backend == "gsplat":
@@ -51,7 +56,20 @@ def render(
         c2w, K = c2w[None], K[None]
     degree = scene.sh_degree if sh_degree is None else min(sh_degree, scene.sh_degree)
     bg = torch.tensor(background, device=device, dtype=dtype)
-    return renderer(scene, c2w, K, width, height, bg, near, far, degree, return_depth, return_alpha)
+    return renderer(
+        scene,
+        c2w,
+        K,
+        width,
+        height,
+        bg,
+        near,
+        far,
+        degree,
+        return_depth,
+        return_alpha,
+        check_cancelled=check_cancelled,
+    )
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..scene.gaussians import GaussianScene
@@ -20,12 +22,45 @@ def render_gsplat(
     sh_degree,
     want_depth,
     want_alpha,
+    *,
+    check_cancelled: Callable[[], None] | None = None,
 ):
-    from gsplat import rasterization
-
     from . import RenderOutput
 
     viewmats = torch.linalg.inv(c2w)
+    if check_cancelled is None:
+        colors, alphas = _rasterize(
+            scene, viewmats, K, width, height, background, near, far, sh_degree
+        )
+    else:  # one camera per call, so a cancel is seen between frames (each takes milliseconds)
+        parts = []
+        for view in range(len(c2w)):
+            check_cancelled()
+            parts.append(
+                _rasterize(
+                    scene,
+                    viewmats[view : view + 1],
+                    K[view : view + 1],
+                    width,
+                    height,
+                    background,
+                    near,
+                    far,
+                    sh_degree,
+                )
+            )
+        colors = torch.cat([colour for colour, _ in parts])
+        alphas = torch.cat([alpha for _, alpha in parts])
+    return RenderOutput(
+        images=colors[..., :3].clamp(0, 1),
+        depth=colors[..., 3] if want_depth else None,
+        alpha=alphas[..., 0] if want_alpha else None,
+    )
+
+
+def _rasterize(scene, viewmats, K, width, height, background, near, far, sh_degree):
+    from gsplat import rasterization
+
     colors, alphas, _ = rasterization(
         scene.means,
         scene.quats,
@@ -40,12 +75,8 @@ def render_gsplat(
         far_plane=far,
         sh_degree=sh_degree,
         eps2d=SCREEN_BLUR_PX2,
-        backgrounds=background.expand(len(c2w), 3),
+        backgrounds=background.expand(len(viewmats), 3),
         render_mode="RGB+ED",
         packed=False,
     )
-    return RenderOutput(
-        images=colors[..., :3].clamp(0, 1),
-        depth=colors[..., 3] if want_depth else None,
-        alpha=alphas[..., 0] if want_alpha else None,
-    )
+    return colors, alphas

@@ -16,6 +16,8 @@ these constants against the kernel sources gsplat ships.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from gsplat.cuda._torch_impl import (
     _fully_fused_projection,
@@ -48,13 +50,17 @@ def render_torch(
     sh_degree,
     want_depth,
     want_alpha,
+    *,
+    check_cancelled: Callable[[], None] | None = None,
 ):
     from . import RenderOutput
 
+    check = check_cancelled or _never_cancelled
     covars, _ = _quat_scale_to_covar_preci(scene.quats, scene.scales, compute_preci=False)
     viewmats = torch.linalg.inv(c2w)
     images, depths, alphas = [], [], []
     for view in range(len(c2w)):
+        check()
         image, depth, alpha = _render_one(
             scene,
             covars,
@@ -67,6 +73,7 @@ def render_torch(
             near,
             far,
             sh_degree,
+            check,
         )
         images.append(image)
         depths.append(depth)
@@ -78,7 +85,13 @@ def render_torch(
     )
 
 
-def _render_one(scene, covars, viewmat, c2w, K, width, height, background, near, far, sh_degree):
+def _never_cancelled() -> None:
+    pass
+
+
+def _render_one(
+    scene, covars, viewmat, c2w, K, width, height, background, near, far, sh_degree, check
+):
     radii, means2d, depths, conics, _ = _fully_fused_projection(
         scene.means,
         covars,
@@ -106,12 +119,13 @@ def _render_one(scene, covars, viewmat, c2w, K, width, height, background, near,
     centre, conic = means2d[visible], conics[visible]
 
     tiles_x, tiles_y = (width + TILE - 1) // TILE, (height + TILE - 1) // TILE
+    check()
     tile_ids, order = _tile_pairs(centre.detach(), radii[visible], tiles_x, tiles_y)
     counts = torch.bincount(tile_ids, minlength=tiles_x * tiles_y)
     starts = torch.cumsum(counts, 0) - counts
 
     tile_colour, tile_alpha = _composite_tiles(
-        counts, starts, order, tiles_x, centre, conic, opacities, feature
+        counts, starts, order, tiles_x, centre, conic, opacities, feature, check
     )
     # (tiles, TILE * TILE, ...) -> image rows and columns
     out = tile_colour.reshape(tiles_y, tiles_x, TILE, TILE, 4).permute(0, 2, 1, 3, 4)
@@ -149,12 +163,14 @@ def _tile_pairs(centre: torch.Tensor, radii: torch.Tensor, tiles_x: int, tiles_y
     return order.values, gaussian[order.indices]
 
 
-def _composite_tiles(counts, starts, order, tiles_x, centre, conic, opacity, feature):
+def _composite_tiles(counts, starts, order, tiles_x, centre, conic, opacity, feature, check):
     """Every occupied tile composited in a few batched calls instead of one call per tile (a
     Python loop over hundreds of tiles dominated the CPU render time). Tiles are grouped by
     their Gaussian count so padding stays small; a padded slot has opacity 0, which leaves the
     compositing unchanged. Returns (tiles, TILE * TILE, 4) colour+depth and (tiles, TILE *
-    TILE) alpha, zero for empty tiles."""
+    TILE) alpha, zero for empty tiles. `check` runs before each batch, and again when the
+    backward pass reaches each batch's output (a backward through a large scene takes as long
+    as the forward, and a cancel must not wait for it)."""
     device, dtype = feature.device, feature.dtype
     tiles = len(counts)
     colour = torch.zeros(tiles, TILE * TILE, feature.shape[1], dtype=dtype, device=device)
@@ -169,6 +185,7 @@ def _composite_tiles(counts, starts, order, tiles_x, centre, conic, opacity, fea
     local = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)  # (TILE*TILE, 2) pixel centres
     first = 0
     while first < len(occupied):
+        check()
         last = first + 1  # sizes ascend: the batch's widest tile is its last
         while last < len(occupied) and (last + 1 - first) * sizes[last] * TILE * TILE <= (
             BATCH_ELEMENTS
@@ -188,6 +205,8 @@ def _composite_tiles(counts, starts, order, tiles_x, centre, conic, opacity, fea
             torch.where(valid, opacity[members], torch.zeros_like(opacity[members])),
             feature[members],
         )
+        if batch_colour.requires_grad:
+            batch_colour.register_hook(lambda _grad: check())
         colour = colour.index_put((batch,), batch_colour)
         alpha = alpha.index_put((batch,), batch_alpha)
         first = last

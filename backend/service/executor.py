@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("videoscene.backend")
 
 ReleaseReply = Callable[[list[str]], None]
-STOP_JOIN_S = 60.0  # how long a stop waits for the running job to notice its cancellation
+# How long a stop waits for the running job to notice its cancellation. Jobs check at least
+# every few hundred ms of CPU work (docs/protocol.md, "Cancel latency"), so this is ample; a job
+# still running after it (one GPU kernel, a loaded machine) is abandoned: the process exits
+# within 2 s of SIGTERM and the next start-up records the job as interrupted.
+STOP_JOIN_S = 1.5
 
 
 class JobHost(Protocol):
@@ -152,7 +156,7 @@ class LocalExecutor:
         if self._thread is not None:
             self._thread.join(STOP_JOIN_S)
             if self._thread.is_alive():
-                log.warning("the running job did not stop within %.0f s", STOP_JOIN_S)
+                log.warning("the running job did not stop within %.1f s", STOP_JOIN_S)
 
     # ---- the worker thread ---------------------------------------------------------------
     def _start_thread(self) -> None:

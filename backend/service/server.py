@@ -104,6 +104,7 @@ class BackendService:
             self._scene_owners: OrderedDict[str, str] = OrderedDict()
             self._scene_lock = threading.Lock()
             self._stop = threading.Event()
+            self.abandoned_jobs: list[str] = []  # still running when the stop gave up on them
             self._weights_check: threading.Thread | None = None
             self._weights_check_waiters: list[tuple[bytes, str]] = []
             self._open_socket(bind, keys_dir)
@@ -201,6 +202,8 @@ class BackendService:
             for job in list(self._jobs.values()):
                 self._interrupt(job)
             self._executor.stop()
+            for job in list(self._jobs.values()):
+                self._abandon(job)
             if self._weights_check is not None:
                 self._weights_check.join(STOP_JOIN_S)
             self._flush_outbox()
@@ -219,6 +222,19 @@ class BackendService:
             job.shutting_down = True
             job.cancel.set()
             self._executor.cancel(job)
+
+    def _abandon(self, job: Job) -> None:
+        """A job still running when the executor's stop gave up on it: its watchers hear
+        `interrupted` now, and settling it makes the worker's late finish_job a no-op, so its
+        work folder and journal entry stay for the next start-up to record as interrupted
+        (keeping the frames it finished) rather than being half-published as the process exits."""
+        if job.settle("failed"):
+            self.abandoned_jobs.append(job.job_id)
+            log.warning("job %s abandoned by the stop; the next start records it", job.job_id)
+            record = results.failure_record(
+                job.job_id, job.kind, journal.interrupted_error("running"), "failed"
+            )
+            self._outbox.put(("finished", job, record))
 
     # ---- receiving -----------------------------------------------------------------------
     def _receive_some(self) -> None:

@@ -25,6 +25,7 @@ import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import RENDER_VIDEO
 
+from ..cancel import checked_blocks
 from ..weights.sources import NEGATIVE_PROMPT_EMBEDS
 from .checkpoints import VideoCheckpoint, load_distilled_weights, load_prompt_embeds
 from .memory import MemoryPlan
@@ -353,6 +354,7 @@ class VideoRefiner:
                 f"The video model takes uint8 frames of shape {expected}, got {coarse.shape} {coarse.dtype}.",
                 "Render the window on the model canvas (videoscene_backend.video.canvas) first.",
             )
+        check_cancelled()
         report = RefineReport()
         if self.plan.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.plan.device)
@@ -369,32 +371,34 @@ class VideoRefiner:
             check_cancelled()
             return value
 
-        one_step = options.mode == "one_step"
-        z0 = timed("encode", self.encode_video, coarse, generator)
-        conditions = self.encode_conditions(
-            first_condition, last_condition, z0.shape[1], generator, noisy=one_step
-        )
-        report.sampler["condition_noise"] = "shared, exp(N(-3, 0.5))" if one_step else "none"
-        rotary = self.rotary_embeddings(z0.shape[1])
-        if one_step:
-            x_t = self.add_leap_noise(z0, options.timestep, generator)
-            x0 = timed("denoise", self.predict_x0, x_t, conditions, options.timestep, rotary)
-        else:
-            negative, guidance = self.guidance_plan(options)
-            report.sampler.update(guidance)
-            x0 = timed(
-                "denoise",
-                self.sample_multi_step,
-                z0,
-                conditions,
-                options,
-                rotary,
-                generator,
-                progress,
-                check_cancelled,
-                negative,
+        # A cancel waits for one transformer or VAE block at most, not a whole stage.
+        with checked_blocks(check_cancelled, self.vae, self.transformer):
+            one_step = options.mode == "one_step"
+            z0 = timed("encode", self.encode_video, coarse, generator)
+            conditions = self.encode_conditions(
+                first_condition, last_condition, z0.shape[1], generator, noisy=one_step
             )
-        frames = timed("decode", self.decode, x0)
+            report.sampler["condition_noise"] = "shared, exp(N(-3, 0.5))" if one_step else "none"
+            rotary = self.rotary_embeddings(z0.shape[1])
+            if one_step:
+                x_t = self.add_leap_noise(z0, options.timestep, generator)
+                x0 = timed("denoise", self.predict_x0, x_t, conditions, options.timestep, rotary)
+            else:
+                negative, guidance = self.guidance_plan(options)
+                report.sampler.update(guidance)
+                x0 = timed(
+                    "denoise",
+                    self.sample_multi_step,
+                    z0,
+                    conditions,
+                    options,
+                    rotary,
+                    generator,
+                    progress,
+                    check_cancelled,
+                    negative,
+                )
+            frames = timed("decode", self.decode, x0)
         if self.plan.device.type == "cuda":
             report.peak_memory_bytes = int(torch.cuda.max_memory_allocated(self.plan.device))
         return frames, report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import torch
@@ -95,12 +97,13 @@ def refine_pose(
     target: np.ndarray,
     steps: int,
     size: int,
-    check_cancelled,
+    check_cancelled: Callable[[], None],
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Adam (lr 0.005) on an se(3) delta of the camera through the differentiable renderer
     (gsplat when `device` is CUDA, the torch renderer otherwise), minimizing 1 - SSIM structure
-    against `target` (RGB uint8, square, K in its pixels) at size x size."""
+    against `target` (RGB uint8, square, K in its pixels) at size x size. check_cancelled runs
+    each step and, through the renderer, per tile batch of the forward and backward passes."""
     from ...render import render
 
     if steps <= 0:
@@ -119,7 +122,13 @@ def refine_pose(
         check_cancelled()
         pose = torch.linalg.inv(_se3_exp(delta) @ w2c)
         rendered = render(
-            scene, pose[None], K_small[None], size, size, backend="auto"
+            scene,
+            pose[None],
+            K_small[None],
+            size,
+            size,
+            backend="auto",
+            check_cancelled=check_cancelled,
         ).images.permute(0, 3, 1, 2)
         loss = structure_loss(rendered, image)
         optimizer.zero_grad()

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
+from ...cancel import checked_blocks
 from ...devices import default_device
 from ...models import ModelCache
 from ...scene.gaussians import GaussianScene, PinholeCamera
@@ -141,7 +142,7 @@ class NoPoSplatPrior:
         focal = normalized_focal(images[0].shape, fov_deg)
         K_norm = normalized_intrinsics(focal)
         progress("prior", 0.2, "predicting Gaussians")
-        with torch.no_grad():
+        with torch.no_grad(), checked_blocks(check_cancelled, network):  # per block
             raw = network(
                 torch.cat(inputs)[None].to(self.device), K_norm.expand(1, 2, 3, 3).to(self.device)
             )

@@ -87,6 +87,7 @@ class StereoPrior:
         search = search_range(sparse.disparity, rect.oriented_size[0])
         photos = (rect.warp(0, left), rect.warp(1, right))
         masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
+        check_cancelled()
         maps = dense_disparity(*photos, masks, search, sparse)
         matched = float(np.mean(~maps[0].filled[masks[0]]))
         if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
@@ -105,11 +106,13 @@ class StereoPrior:
             splats_a.opacities.reshape(height, width),
             SIGMA_PX,
         ).reshape(-1, 3)
+        check_cancelled()
         splats_b = view_splats(1, right, maps[1], rect)
         new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
         cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
         behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
         new_b |= cracks
+        check_cancelled()
         splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
         scene = _scene(splats)
         c2w1 = np.eye(4)
