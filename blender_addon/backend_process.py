@@ -7,28 +7,51 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import backend_locator
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
 
 LOG_NAME = "backend.log"
 _process: subprocess.Popen | None = None
 _log_path: Path | None = None
+_argv: list[str] = []  # the command of the process we started last
 
 
-def command_line(template: str, address: str, output_dir: Path) -> list[str]:
-    """Split the configured command; {address} and {output_dir} are filled in."""
+def split_command(template: str, address: str, output_dir: Path) -> list[str]:
     filled = template.format(address=address, output_dir=str(output_dir))
     return shlex.split(filled, posix=sys.platform != "win32")
 
 
-def start(template: str, address: str, output_dir: Path) -> subprocess.Popen:
+def runs_located_backend(argv: list[str]) -> bool:
+    """Whether the command's program is the bare name the add-on looks up itself."""
+    return bool(argv) and argv[0] == backend_locator.EXECUTABLE
+
+
+def command_line(template: str, address: str, output_dir: Path, location: str = "") -> list[str]:
+    """Split the configured command; {address} and {output_dir} are filled in. A bare
+    `videoscene-backend` program is the one backend_locator finds (Backend Location, PATH, the
+    build's venv); any other program runs as written."""
+    argv = split_command(template, address, output_dir)
+    if runs_located_backend(argv):
+        located = backend_locator.locate(location)
+        if not located.found:
+            raise VideoSceneError(
+                ErrorCode.BACKEND_DEAD,
+                backend_locator.not_found_message(located),
+                backend_locator.NOT_FOUND_HINT,
+            )
+        argv[0] = str(located.executable)
+    return argv
+
+
+def start(template: str, address: str, output_dir: Path, location: str = "") -> subprocess.Popen:
     """Start the backend unless the one we started is still running. Output goes to a log file
     in the output folder (shown in the preferences)."""
-    global _process, _log_path
+    global _process, _log_path, _argv
     if is_running():
         return _process
+    argv = _argv = command_line(template, address, output_dir, location)
     output_dir.mkdir(parents=True, exist_ok=True)
     _log_path = output_dir / LOG_NAME
-    argv = command_line(template, address, output_dir)
     log = open(_log_path, "ab")  # noqa: SIM115 -- handed to the child process, closed by it
     try:
         _process = subprocess.Popen(
@@ -38,8 +61,8 @@ def start(template: str, address: str, output_dir: Path) -> subprocess.Popen:
         raise VideoSceneError(
             ErrorCode.BACKEND_DEAD,
             f"Could not start the backend ({argv[0]}): {exc.strerror or exc}.",
-            "Check the backend command in the VideoScene preferences "
-            "(install it with: pip install videoscene-blender[backend]).",
+            "Check the command and Backend Location in the VideoScene preferences. "
+            f"{backend_locator.NOT_FOUND_HINT}",
         ) from exc
     finally:
         log.close()
@@ -56,6 +79,10 @@ def exit_code() -> int | None:
 
 def pid() -> int | None:
     return None if _process is None else _process.pid
+
+
+def last_command() -> list[str]:
+    return list(_argv)
 
 
 def log_path() -> Path | None:

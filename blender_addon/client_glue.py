@@ -113,7 +113,12 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
                 f"The local backend address {address} is not a loopback address.",
                 "Use tcp://127.0.0.1:PORT for a local backend, or switch to Remote.",
             )
-        backend_process.start(prefs.local_command, address, preferences.output_dir(prefs))
+        backend_process.start(
+            prefs.local_command,
+            address,
+            preferences.output_dir(prefs),
+            preferences.backend_location(prefs),
+        )
         return address, {}, True
     address = prefs.remote_address
     if not _is_loopback(address) and not bpy.app.online_access:
