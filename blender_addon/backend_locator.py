@@ -75,7 +75,7 @@ def is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def recorded_executable(record_file: Path = RECORD_FILE) -> Path | None:
+def recorded_executable(record_file: Path) -> Path | None:
     """The executable build_addon.py recorded, when the record is well formed (the file ships
     in a zip: read as untrusted, size checked first) and names an absolute path."""
     try:
@@ -94,11 +94,11 @@ def recorded_executable(record_file: Path = RECORD_FILE) -> Path | None:
 def locate(
     location: str = "",
     path_env: str | None = None,
-    record_file: Path = RECORD_FILE,
+    record_file: Path | None = None,
     windows: bool = sys.platform == "win32",
 ) -> Located:
     """The first runnable backend: Backend Location, then PATH (`path_env`, default the
-    process's PATH), then the build's record."""
+    process's PATH), then the build's record (`record_file`, default the add-on's)."""
     looked_in: list[str] = []
     if location.strip():
         folder = Path(os.path.expanduser(location.strip()))
@@ -110,7 +110,7 @@ def locate(
     looked_in.append(SOURCE_PATH)
     if on_path:
         return Located(Path(on_path), SOURCE_PATH, tuple(looked_in))
-    recorded = recorded_executable(record_file)
+    recorded = recorded_executable(RECORD_FILE if record_file is None else record_file)
     if recorded is not None:
         looked_in.append(f"{SOURCE_RECORDED} ({recorded})")
         if is_executable(recorded):

@@ -20,6 +20,8 @@ CONNECT_SLICE_S = 0.5  # between looks at whether the local process is still ali
 WEIGHTS_TIMEOUT_S = 120.0
 # The job kinds the add-on submits: a backend too old for one of them fails the test.
 ADDON_JOB_KINDS = ("build_scene", "load_scene", "render_video")
+# What the client raises when no welcome came in time (BACKEND_DEAD before the first welcome).
+NO_ANSWER = (ErrorCode.TIMEOUT, ErrorCode.BACKEND_DEAD)
 
 
 def _connect(client: BackendClient, timeout_s: float, local: bool) -> dict:
@@ -30,7 +32,7 @@ def _connect(client: BackendClient, timeout_s: float, local: bool) -> dict:
         try:
             return client.connect(timeout_s=max(0.05, min(CONNECT_SLICE_S, remaining)))
         except VideoSceneError as error:
-            if error.code is not ErrorCode.TIMEOUT or remaining <= CONNECT_SLICE_S:
+            if error.code not in NO_ANSWER or remaining <= CONNECT_SLICE_S:
                 raise
         if local and not backend_process.is_running():
             raise _exited_error()
@@ -94,7 +96,7 @@ def probe_backend(address: str, keys: dict, timeout_s: float, local: bool) -> di
     except VideoSceneError as error:
         report = {"rows": rows, "error": f"{error.code.value}: {error.message}"}
         report["hint"] = error.hint
-        if error.code is ErrorCode.TIMEOUT:
+        if error.code in NO_ANSWER and not (local and not backend_process.is_running()):
             report["hint"] = _timeout_hint(local, program, address)
         return _with_log(report, local)
     finally:
