@@ -79,7 +79,10 @@ def blender_ext_script() -> Path:
     """blender_ext.py ships inside the bpy wheel (found without importing bpy)."""
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("bpy is not installed: pip install bpy (it carries blender_ext.py)")
+        raise SystemExit(
+            "bpy is not installed in this Python (its wheel carries Blender's extension tool, "
+            "blender_ext.py): run bash dev.sh demo, or pip install bpy==5.0.1 in this venv"
+        )
     base = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(base.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not found:

@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
-PY="$VENV/bin/python"
+# A venv keeps its programs in Scripts/ on Windows (Git Bash), in bin/ elsewhere.
+case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) BIN="$VENV/Scripts" ;; *) BIN="$VENV/bin" ;; esac
+PY="$BIN/python"
 LTS_VENV="${LTS_VENV:-.venv-bpy42}"
 
 ensure_venv() {
@@ -52,7 +54,7 @@ case "${1:-}" in
     ensure_venv
     install backend addon-build
     out="${2:-out/demo}"
-    "$VENV/bin/videoscene-backend" run \
+    "$BIN/videoscene-backend" run \
       --image-a samples/view_a.jpg --image-b samples/view_b.jpg --out "$out"
     echo "Done: frames, scene.ply and video.mp4 are in $out"
     # The add-on for this machine's Blender; it records .venv's backend, so it needs no setting.
