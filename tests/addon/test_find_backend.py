@@ -117,3 +117,45 @@ def test_no_backend_anywhere_names_the_readme_command(
         bpy.ops.videoscene.test_backend()
     report = submodule("preferences").BACKEND_REPORT
     assert "was not found" in report["error"] and "bash dev.sh demo" in report["hint"]
+
+
+class Recorder:
+    """Stands in for a UILayout: keeps each call (label texts, props, operators)."""
+
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return self
+
+        return record
+
+
+def test_preferences_show_which_backend_runs_and_its_version(addon, no_backend_on_path):
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    calls: list = []
+
+    class DrawnPreferences:  # the real preferences, drawn into a recorder
+        layout = Recorder(calls)
+
+        def __getattr__(self, name):
+            return getattr(prefs, name)
+
+    def labels() -> list[str]:
+        calls.clear()
+        type(prefs).draw(DrawnPreferences(), bpy.context)
+        return [kwargs.get("text", "") for name, _, kwargs in calls if name == "label"]
+
+    deadline = time.monotonic() + 120.0
+    while not any("protocol" in text for text in labels()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    texts = labels()
+    assert f"Runs: {BACKEND.resolve()}" in texts
+    found_by = next(text for text in texts if text.strip().startswith("found by:"))
+    protocol = submodule("_vendor.videoscene_protocol").PROTOCOL_VERSION
+    assert found_by.strip().startswith("found by: this add-on's build; videoscene-backend ")
+    assert found_by.endswith(f"(protocol {protocol})")
+    assert ("operator", ("videoscene.test_backend",)) in [(n, a) for n, a, _ in calls]
+    assert "backend_location" in [a[1] for n, a, _ in calls if n == "prop"]
