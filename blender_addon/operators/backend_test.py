@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections import Counter
 
 import bpy
 
@@ -69,10 +70,13 @@ def _weights_rows(report: dict, program: str) -> list[tuple[str, str]]:
     ]
     if report.get("ok") and not missing:
         return [(f"Weights: found, under {root}", "CHECKMARK")]
+    folders = Counter(path.split("/", 1)[0] for path in missing)  # one short line, not 7 paths
+    listed = ", ".join(f"{folder}/ ({count} files)" for folder, count in sorted(folders.items()))
     return [
-        (f"Weights: missing under {root}: {', '.join(missing) or '?'}", "ERROR"),
+        (f"Weights: missing under {root}: {listed or '?'}", "ERROR"),
         ("    Without them you get the coarse render; Check Weights lists each file.", "NONE"),
-        (f"    To fetch them: {program} download --what all", "NONE"),
+        # `download` fetches what the hub hosts and says where to get the rest by hand.
+        (f"    To fetch them: {program} download --what all --checkpoints {root}", "NONE"),
     ]
 
 

@@ -91,7 +91,8 @@ def test_test_backend_shows_protocol_device_weights_and_log(addon, tmp_path, no_
     assert f"Protocol {protocol} (this add-on: {protocol})" in texts
     assert any(t.startswith("Device: CPU") or t.endswith("(CUDA)") for t in texts), texts
     assert any(t.startswith(f"Weights: missing under {tmp_path / 'no-weights'}") for t in texts)
-    assert any(f"{BACKEND.resolve()} download --what all" in t for t in texts)
+    fetch = f"{BACKEND.resolve()} download --what all --checkpoints {tmp_path / 'no-weights'}"
+    assert any(t.endswith(fetch) for t in texts), texts
     log = Path(texts[-1].removeprefix("Log: "))
     assert log.is_file() and log.name == "backend.log"
 
