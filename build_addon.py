@@ -10,17 +10,24 @@ source need: `python build_addon.py --vendor-only`), download the wheels into
 blender_addon/wheels/<build>/ (pip download; --offline reuses them), stage a copy of the add-on
 under build/addon-stage/<build>/ with the manifest filled in (the tracked manifest is never
 edited), then `blender_ext.py build` + `validate` into dist/.
+
+A build that includes this machine's platform records this venv's `videoscene-backend` (absolute
+path) in the add-on's local_backend.json, so the installed add-on finds it without any setting;
+the add-on uses it only while it exists (`--no-record-backend` for zips meant for others).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import json
 import platform as host_platform
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +37,7 @@ PROTOCOL_DIR = ROOT / "protocol"
 WHEEL_CACHE = ADDON_DIR / "wheels"
 STAGE_DIR = ROOT / "build" / "addon-stage"
 PYZMQ = "pyzmq==27.*"
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "wheels")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "_vendor", "wheels", "local_backend.json")
 
 # Blender platform -> pip --platform tags that can serve it (pip needs exact tags).
 PIP_PLATFORMS = {
@@ -72,7 +79,10 @@ def blender_ext_script() -> Path:
     """blender_ext.py ships inside the bpy wheel (found without importing bpy)."""
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("bpy is not installed: pip install bpy (it carries blender_ext.py)")
+        raise SystemExit(
+            "bpy is not installed in this Python (its wheel carries Blender's extension tool, "
+            "blender_ext.py): run bash dev.sh demo, or pip install bpy==5.0.1 in this venv"
+        )
     base = Path(next(iter(spec.submodule_search_locations)))
     found = sorted(base.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not found:
@@ -124,11 +134,42 @@ def write_manifest(stage: Path, variant: BuildVariant, platforms: list[str], whe
     path.write_text(text)
 
 
-def stage_variant(variant: BuildVariant, platforms: list[str], wheels: list[Path]) -> Path:
+@functools.cache
+def _backend_locator():
+    """The add-on's own backend_locator (no bpy in it), for the record's file name and the
+    executable's name on this platform."""
+    name = "videoscene_backend_locator"
+    spec = importlib.util.spec_from_file_location(name, ADDON_DIR / "backend_locator.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def venv_backend() -> Path | None:
+    """This Python's `videoscene-backend` (the venv build_addon.py runs from), if installed."""
+    locator = _backend_locator()
+    scripts = Path(sysconfig.get_path("scripts"))
+    for name in locator.executable_names(sys.platform == "win32"):
+        if locator.is_executable(scripts / name):
+            return (scripts / name).resolve()
+    return None
+
+
+def record_backend(stage: Path, backend: Path) -> None:
+    record = {"backend": str(backend), "written_by": "build_addon.py"}
+    (stage / _backend_locator().RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def stage_variant(
+    variant: BuildVariant, platforms: list[str], wheels: list[Path], backend: Path | None
+) -> Path:
     stage = STAGE_DIR / variant.name
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(ADDON_DIR, stage, ignore=IGNORED)
+    if backend is not None:
+        record_backend(stage, backend)
     vendor_protocol(stage)
     (stage / "wheels").mkdir()
     for wheel in wheels:
@@ -142,10 +183,14 @@ def run_tool(*args: str) -> None:
 
 
 def build_variant(
-    variant: BuildVariant, platforms: list[str], offline: bool, output_dir: Path
+    variant: BuildVariant,
+    platforms: list[str],
+    offline: bool,
+    output_dir: Path,
+    backend: Path | None = None,
 ) -> list[Path]:
     wheels = download_wheels(variant, platforms, offline)
-    stage = stage_variant(variant, platforms, wheels)
+    stage = stage_variant(variant, platforms, wheels, backend)
     output_dir.mkdir(parents=True, exist_ok=True)
     label = "blender4.2-5.0" if variant.name == "py311" else "blender5.1plus"
     base = output_dir / f"videoscene-{label}.zip"
@@ -177,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="use wheels already downloaded")
     parser.add_argument("--vendor-only", action="store_true", help="only vendor protocol/")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    parser.add_argument(
+        "--no-record-backend",
+        action="store_true",
+        help="do not record this venv's videoscene-backend in the add-on (zips for others)",
+    )
     args = parser.parse_args(argv)
 
     vendor_protocol(ADDON_DIR)
@@ -185,10 +235,40 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     platforms = [current_platform() if p == "current" else p for p in (args.platform or [])]
     platforms = sorted(set(platforms)) or list(PIP_PLATFORMS)
+    here = current_platform() in platforms and not args.no_record_backend
+    backend = venv_backend() if here else None
+    built: list[tuple[str, Path]] = []
     for name in args.variant or list(VARIANTS):
-        for archive in build_variant(VARIANTS[name], platforms, args.offline, args.output_dir):
+        for archive in build_variant(
+            VARIANTS[name], platforms, args.offline, args.output_dir, backend
+        ):
             print(f"built and validated {archive.relative_to(args.output_dir.parent)}")
+            built.append((name, archive))
+    print_install_summary(built, backend if here else None, here)
     return 0
+
+
+BLENDER_RANGES = {"py311": "Blender 4.2 to 5.0", "abi3": "Blender 5.1 and later"}
+
+
+def print_install_summary(built: list[tuple[str, Path]], backend: Path | None, here: bool):
+    """What to install on this machine, and which backend that add-on will start."""
+    mine = [(name, a) for name, a in built if current_platform().replace("-", "_") in a.name]
+    if not mine:
+        return
+    print("\nInstall in Blender (Edit > Preferences > Get Extensions > Install from Disk):")
+    for name, archive in mine:
+        print(f"  {BLENDER_RANGES[name]}: {archive.resolve()}")
+    if backend is not None:
+        print(
+            f"The add-on will start: {backend} serve --bind {{address}} --output-dir {{output_dir}}"
+        )
+        print("  (unless Backend Location is set, or a videoscene-backend is on Blender's PATH)")
+    elif here:
+        print(
+            f"No videoscene-backend beside {sys.executable}: the add-on will look on PATH. "
+            "Run bash dev.sh demo first, or set Backend Location in its preferences."
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README:
-#   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos
+#   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos,
+#                      then builds the add-on zips for this machine (they know where the backend is)
 #   bash dev.sh test   installs the backend, the pool extra (Ray), test tools and bpy into .venv,
 #                      runs ruff and the tests; then the add-on tests again under Blender 4.2 LTS
 #                      (bpy 4.2 in .venv-bpy42)
@@ -8,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
-PY="$VENV/bin/python"
+# A venv keeps its programs in Scripts/ on Windows (Git Bash), in bin/ elsewhere.
+case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) BIN="$VENV/Scripts" ;; *) BIN="$VENV/bin" ;; esac
+PY="$BIN/python"
 LTS_VENV="${LTS_VENV:-.venv-bpy42}"
 
 ensure_venv() {
@@ -49,11 +52,14 @@ install() {  # install EXTRAS...
 case "${1:-}" in
   demo)
     ensure_venv
-    install backend
+    install backend addon-build
     out="${2:-out/demo}"
-    "$VENV/bin/videoscene-backend" run \
+    "$BIN/videoscene-backend" run \
       --image-a samples/view_a.jpg --image-b samples/view_b.jpg --out "$out"
     echo "Done: frames, scene.ply and video.mp4 are in $out"
+    # The add-on for this machine's Blender; it records .venv's backend, so it needs no setting.
+    # Ends with the zips to install and the backend command the add-on will run.
+    "$PY" build_addon.py --platform current
     ;;
   test)
     ensure_venv

@@ -9,12 +9,23 @@ import os
 import sys
 from pathlib import Path
 
+from videoscene_protocol import PROTOCOL_VERSION
 from videoscene_protocol.errors import VideoSceneError
 
 from .paths import checkpoints_dir, default_output_dir
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 KEYS_ENV = "VIDEOSCENE_KEYS_DIR"  # the add-on's private keys for the backend it starts
+DISTRIBUTION = "videoscene-blender"  # pyproject's project name
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree without installing it
+        return "unknown"
 
 
 def _client_keys(args: argparse.Namespace) -> dict:
@@ -156,6 +167,11 @@ def _keygen(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="videoscene-backend", description="VideoScene GPU backend"
+    )
+    parser.add_argument(  # the add-on's preferences show this line for the backend they found
+        "--version",
+        action="version",
+        version=f"%(prog)s {_version()} (protocol {PROTOCOL_VERSION})",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

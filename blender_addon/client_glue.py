@@ -142,7 +142,13 @@ def connection_settings(prefs: preferences.VideoScenePreferences) -> tuple[str, 
             )
         output_dir = preferences.output_dir(prefs)
         keys_dir = local_keys_dir(output_dir)
-        backend_process.start(prefs.local_command, address, output_dir, keys_dir)
+        backend_process.start(
+            prefs.local_command,
+            address,
+            output_dir,
+            keys_dir,
+            preferences.backend_location(prefs),
+        )
         # Our own backend only: it must prove it holds the key pair in our 0700 folder (CURVE
         # handshake), so another user's server squatting the port gets no photos.
         return address, load_client_keys(keys_dir, LOCAL_CLIENT), True

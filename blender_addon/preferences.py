@@ -3,12 +3,13 @@ the backend's check of its installed weights (Check Weights)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
-from . import backend_process
+from . import backend_locator, backend_process
 from ._vendor.videoscene_protocol import private_paths
 from ._vendor.videoscene_protocol.params import RENDER_VIDEO
 from .param_settings import enum_items
@@ -29,6 +30,14 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
             ("REMOTE", "Remote", "Connect to a backend on another computer (CurveZMQ keys)"),
         ],
         default="LOCAL",
+    )
+    backend_location: StringProperty(
+        name="Backend Location",
+        description=(
+            "The folder you cloned VideoScene into (or its .venv); empty: a videoscene-backend "
+            "on PATH, else the one this add-on was built beside"
+        ),
+        subtype="DIR_PATH",
     )
     local_command: StringProperty(
         name="Command",
@@ -82,6 +91,8 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "backend_mode", expand=True)
         box = layout.box()
         if self.backend_mode == "LOCAL":
+            box.prop(self, "backend_location")
+            draw_backend_choice(box, self)
             box.prop(self, "local_command")
             box.prop(self, "local_address")
             box.prop(self, "start_timeout_s")
@@ -100,6 +111,9 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "output_dir")
         layout.prop(self, "default_memory_mode")
         layout.prop(self, "stop_backend_on_exit")
+        test = layout.box()
+        test.operator(TEST_BACKEND_OPERATOR, icon="PLAY")
+        draw_backend_report(test)
         weights = layout.box()
         weights.operator(CHECK_WEIGHTS_OPERATOR, icon="CHECKMARK")
         draw_weights_report(weights)
@@ -116,6 +130,61 @@ def output_dir(prefs: VideoScenePreferences) -> Path:
     return private_paths.default_output_dir()  # per user, never /tmp (made 0700 when used)
 
 
+def backend_location(prefs: VideoScenePreferences) -> str:
+    """The Backend Location as an absolute path ('' when unset; '//' is the .blend's folder)."""
+    return bpy.path.abspath(prefs.backend_location) if prefs.backend_location.strip() else ""
+
+
+def backend_choice(prefs: VideoScenePreferences) -> tuple[str, str]:
+    """(what local mode will run, where it came from) for the preferences to show."""
+    try:
+        argv = backend_process.split_command(
+            prefs.local_command, prefs.local_address, output_dir(prefs)
+        )
+    except (ValueError, KeyError, IndexError) as exc:  # a malformed command template
+        return "", f"The command cannot be read: {exc}"
+    if not argv:
+        return "", "The command is empty"
+    if not backend_process.runs_located_backend(argv):
+        return argv[0], "the Command as written"
+    located = backend_locator.locate(backend_location(prefs))
+    if not located.found:
+        return "", backend_locator.not_found_message(located)
+    return str(located.executable), located.source
+
+
+BACKEND_VERSIONS = backend_locator.VersionCache()
+
+
+def draw_backend_choice(layout: bpy.types.UILayout, prefs: VideoScenePreferences) -> None:
+    program, source = backend_choice(prefs)
+    if not program:
+        layout.label(text=_text(source), icon="ERROR")
+        draw_wrapped(layout, backend_locator.NOT_FOUND_HINT)
+        return
+    layout.label(text=_text(f"Runs: {program}"), icon="CHECKMARK")
+    executable = Path(program)
+    version = BACKEND_VERSIONS.get(executable) if executable.is_absolute() else None
+    layout.label(text=_text(f"    found by: {source}; {version or 'reading its version...'}"))
+
+
+# Test Backend's last report (operators/backend_test.py): "testing", or "error"/"hint", or the
+# backend's answers ("rows" of (label, icon)); shown under the button.
+BACKEND_REPORT: dict = {}
+TEST_BACKEND_OPERATOR = "videoscene.test_backend"
+
+
+def draw_backend_report(layout: bpy.types.UILayout) -> None:
+    if BACKEND_REPORT.get("testing"):
+        layout.label(text="Testing the backend...", icon="TIME")
+        return
+    for text, icon in BACKEND_REPORT.get("rows", [])[:MAX_REPORT_ROWS]:
+        layout.label(text=_text(text), icon=icon)
+    if "error" in BACKEND_REPORT:
+        layout.label(text=_text(BACKEND_REPORT["error"]), icon="ERROR")
+        draw_wrapped(layout, BACKEND_REPORT.get("hint", ""))
+
+
 # The last weights report from the backend (or "checking" / "error"); shown in the preferences,
 # filled by the Check Weights operator (operators/weights.py).
 WEIGHTS_REPORT: dict = {}
@@ -127,6 +196,12 @@ STATUS_ICONS = {"ok": "CHECKMARK", "missing": "ERROR", "invalid": "CANCEL"}
 
 def _text(value: object) -> str:
     return str(value)[:MAX_LABEL_CHARS]
+
+
+def draw_wrapped(layout: bpy.types.UILayout, text: object, width: int = 90) -> None:
+    """A hint over several labels (a label is one line, cut at the window's edge)."""
+    for line in textwrap.wrap(_text(text), width):
+        layout.label(text=line)
 
 
 def draw_weights_report(layout: bpy.types.UILayout) -> None:

@@ -8,6 +8,7 @@ from a fresh home file.
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,10 +32,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line(f"add-on tests ran under bpy {bpy.app.version_string}")
 
 
+# The backend runs in its own environment: the one beside this Python, or the one named by
+# VIDEOSCENE_TEST_BACKEND (dev.sh sets it for the Blender 4.2 suite, whose venv has bpy only).
+BACKEND = Path(
+    os.environ.get("VIDEOSCENE_TEST_BACKEND")
+    or Path(sys.executable).with_name("videoscene-backend")
+)
+
+
 def _build_zip(output_dir: Path) -> Path:
+    """Built as a user builds it: by the Python of the venv that holds the backend (when it is
+    there), so the zip records that venv's videoscene-backend (test_find_backend.py)."""
     wheels = ROOT / "blender_addon" / "wheels" / "py311"
     offline = ["--offline"] if wheels.is_dir() and any(wheels.glob("pyzmq-*.whl")) else []
-    command = [sys.executable, str(ROOT / "build_addon.py"), "--platform", "current"]
+    backend_python = BACKEND.with_name("python" + Path(sys.executable).suffix)
+    python = backend_python if backend_python.exists() else Path(sys.executable)
+    command = [str(python), str(ROOT / "build_addon.py"), "--platform", "current"]
     command += ["--variant", "py311", "--output-dir", str(output_dir), *offline]
     subprocess.run(command, check=True, capture_output=True, timeout=240)
     (archive,) = output_dir.glob("videoscene-blender4.2-5.0-*.zip")

@@ -23,6 +23,7 @@ from mathutils import Matrix
 
 from .conftest import (
     ADDON_MODULE,
+    BACKEND,
     ROOT,
     evaluated_point_cloud,
     keyframed_camera,
@@ -31,12 +32,6 @@ from .conftest import (
     submodule,
 )
 
-# The backend runs in its own environment: the one beside this Python, or the one named by
-# VIDEOSCENE_TEST_BACKEND (dev.sh sets it for the Blender 4.2 suite, whose venv has bpy only).
-BACKEND = Path(
-    os.environ.get("VIDEOSCENE_TEST_BACKEND")
-    or Path(sys.executable).with_name("videoscene-backend")
-)
 # Jobs are waited for by stepping the session until it is idle, for as long as they report
 # progress: a 49-frame CPU render on a busy 2-core machine has taken over 20 minutes. A job
 # that reports nothing for STALL_S hangs; the ceiling is only the last resort.
