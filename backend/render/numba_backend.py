@@ -228,7 +228,7 @@ def _rasterize(
         done = np.zeros(pixels, np.bool_)
         remaining = pixels
         ids = members[starts[t] : starts[t + 1]]
-        order = np.argsort(depths[ids])
+        order = np.argsort(depths[ids], kind="mergesort")
         for k in range(ids.shape[0]):
             g = ids[order[k]]
             gx, gy = means2d[g, 0], means2d[g, 1]
