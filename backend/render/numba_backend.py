@@ -3,9 +3,11 @@
 Why numba: it compiles these loops to machine code through LLVM at first use (no C compiler on
 the user's machine, wheels for every platform torch supports), runs them on all cores (`prange`
 over tiles) and caches the machine code on disk (`cache=True`), so a second process loads it in
-a fraction of a second. Why hand-written: gsplat ships CUDA kernels only, and the torch renderer,
-built from batched tensor ops for its gradients, does several times the arithmetic a per-pixel
-loop with early termination needs and spends most of its time moving memory.
+a fraction of a second (the cache is __pycache__ beside this file or, where the installed
+package is read-only, numba's user-wide cache folder; NUMBA_CACHE_DIR overrides both). Why
+hand-written: gsplat ships CUDA kernels only, and the torch renderer, built from batched tensor
+ops for its gradients, does many times the arithmetic a per-pixel loop with early termination
+needs and spends most of its time moving memory.
 
 Per frame: the projection (gsplat's `_fully_fused_projection` for a pinhole camera, computed in
 float64), tile binning (gsplat's `_isect_tiles` rectangles), a per-tile depth sort and
@@ -228,6 +230,8 @@ def _rasterize(
         done = np.zeros(pixels, np.bool_)
         remaining = pixels
         ids = members[starts[t] : starts[t + 1]]
+        # Stable: equal depths (common in a prior's depth map) keep index order, as in gsplat,
+        # whose radix sort of (tile, depth) keys keeps the order it generated them in.
         order = np.argsort(depths[ids], kind="mergesort")
         for k in range(ids.shape[0]):
             g = ids[order[k]]
