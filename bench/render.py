@@ -104,36 +104,31 @@ def compare(scene: GaussianScene, c2w: torch.Tensor, k: torch.Tensor) -> dict:
 
 FIRST_CALL = """
 import time, torch
-start = time.perf_counter()
 from videoscene_backend.render import render
 from bench_render import make_scene
+import videoscene_backend.render.numba_backend
 K = torch.tensor([[100.0, 0, 50], [0, 100, 40], [0, 0, 1]])
+wall, cpu = time.perf_counter(), time.process_time()
 render(make_scene(1000), torch.eye(4), K, 100, 80, backend="numba")
-print(time.perf_counter() - start)
+print(time.perf_counter() - wall, time.process_time() - cpu)
 """
 
 
 def first_calls() -> dict:
-    """Seconds from import to a first small render: with an empty numba cache, then with it."""
+    """A first small render in a fresh process (imports done), wall and CPU seconds: with an
+    empty numba cache (compile and write it), then with that cache (load it)."""
+    result = {}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(Path(__file__).parent))
         code = FIRST_CALL.replace("bench_render", Path(__file__).stem)
-        seconds = [
-            float(
-                subprocess.run(
-                    [sys.executable, "-c", code],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.split()[-1]
+        for name in ("compile", "cached"):
+            run = subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
             )
-            for _ in range(2)
-        ]
-    return {
-        "compile_first_call_s": round(seconds[0], 2),
-        "cached_first_call_s": round(seconds[1], 2),
-    }
+            wall, cpu = (float(value) for value in run.stdout.split()[-2:])
+            result[f"{name}_first_call_s"] = round(wall, 2)
+            result[f"{name}_first_call_cpu_s"] = round(cpu, 2)
+    return result
 
 
 def main() -> None:
