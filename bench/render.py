@@ -1,22 +1,35 @@
-"""Benchmark: splat rendering at 480x720.
+"""Benchmark: splat rendering at 720x480 on the CPU, the compiled (numba) renderer against the
+torch renderer in the same run, on 131,072 and 1,000,000 random Gaussians and on the sample
+photos' scene (the stereo prior's, ~440k Gaussians, along the demo's default flythrough).
 
-CPU: the tiled pure-torch renderer at 131,072 and 524,288 Gaussians (frames per second), and,
-as the in-run baseline, a dense (untiled) composite of the same kind at reduced size against the
-tiled renderer at that size. CUDA: gsplat at both sizes and its largest pixel difference from the
-torch renderer. One final JSON line.
+Per scene: frames per second and CPU seconds per frame of each renderer (CPU seconds show how
+much of the machine a render took where other work shares it), their ratio and the largest
+pixel difference on a frame both rendered. The compiled renderer's first-call cost apart: a
+fresh process with an empty numba cache (compile and cache write), then another with that
+cache (what every later process pays). CUDA: gsplat against the torch renderer as before.
+One final JSON line. Run it with `nice -n 10` on a shared machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 from videoscene_backend.render import render
 from videoscene_backend.scene.gaussians import GaussianScene
 
 WIDTH, HEIGHT = 720, 480
-K = torch.tensor([[600.0, 0, 360], [0, 600, 240], [0, 0, 1]])
+K = torch.tensor([[600.0, 0, 360], [0, 600, 240], [0, 0, 1]], dtype=torch.float64)
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+COMPILED_FRAMES = 8
+TORCH_FRAMES = 1  # the torch renderer takes seconds to tens of seconds a frame
 
 
 def make_scene(n: int, device: str = "cpu") -> GaussianScene:
@@ -34,86 +47,131 @@ def make_scene(n: int, device: str = "cpu") -> GaussianScene:
     return scene.to(device)
 
 
-def fps(
-    scene: GaussianScene,
-    backend: str,
-    frames: int,
-    width: int = WIDTH,
-    height: int = HEIGHT,
-    k: torch.Tensor = K,
-) -> tuple[float, torch.Tensor]:
-    poses = torch.eye(4, device=scene.means.device).repeat(frames, 1, 1)
-    poses[:, 0, 3] = torch.linspace(-0.2, 0.2, frames)
+def sideways_path(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    poses = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
+    poses[:, 0, 3] = torch.linspace(-0.2, 0.2, frames, dtype=torch.float64)
+    return poses, K.expand(frames, 3, 3)
+
+
+def sample_scene() -> tuple[GaussianScene, torch.Tensor, torch.Tensor]:
+    """The demo's scene and its 49-frame default flythrough at 720x480."""
+    import cv2
+    from videoscene_backend.headless import scaled_camera
+    from videoscene_backend.priors.stereo import StereoPrior
+    from videoscene_backend.scene.flythrough import default_flythrough
+
+    photos = [
+        cv2.cvtColor(cv2.imread(str(SAMPLES / name)), cv2.COLOR_BGR2RGB)
+        for name in ("view_a.jpg", "view_b.jpg")
+    ]
+    fov = 2 * np.degrees(np.arctan(18 / 28))  # the samples' 28 mm lens on a 36 mm sensor
+    scene = StereoPrior().build(photos, fov, lambda *_: None, lambda: None)
+    cameras = [
+        scaled_camera({"K": c.K, "c2w": c.c2w, "width": c.width, "height": c.height}, WIDTH, HEIGHT)
+        for c in scene.reference_cameras
+    ]
+    c2w, k = default_flythrough(cameras[0], cameras[1], 49)
+    return scene, torch.from_numpy(c2w), torch.from_numpy(k)
+
+
+def timed(scene: GaussianScene, c2w, k, backend: str) -> tuple[float, float, torch.Tensor]:
+    """(frames per second, CPU seconds per frame, images)."""
     with torch.no_grad():
-        render(scene, poses[:1], k[None].to(poses), width, height, backend=backend)  # warm-up
-        if scene.means.is_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = render(
-            scene, poses, k[None].repeat(frames, 1, 1).to(poses), width, height, backend=backend
-        )
-        if scene.means.is_cuda:
-            torch.cuda.synchronize()
-    return frames / (time.perf_counter() - start), out.images
+        wall, cpu = time.perf_counter(), time.process_time()
+        images = render(scene, c2w, k, WIDTH, HEIGHT, backend=backend).images
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return len(c2w) / wall, cpu / len(c2w), images
 
 
-def dense_fps(scene: GaussianScene, width: int, height: int, k: torch.Tensor) -> float:
-    """Untiled baseline: every visible Gaussian against every pixel in one composite."""
-    from gsplat.cuda._torch_impl import (
-        _fully_fused_projection,
-        _quat_scale_to_covar_preci,
-        _spherical_harmonics,
-    )
-    from videoscene_backend.render.torch_backend import _composite
+def compare(scene: GaussianScene, c2w: torch.Tensor, k: torch.Tensor) -> dict:
+    """The compiled renderer on COMPILED_FRAMES frames spread along the path, the torch
+    renderer on TORCH_FRAMES of them, the pixel difference on those."""
+    picks = np.linspace(0, len(c2w) - 1, COMPILED_FRAMES).round().astype(int)
+    fast_fps, fast_cpu, fast = timed(scene, c2w[picks], k[picks], "numba")
+    shared = np.linspace(0, COMPILED_FRAMES - 1, TORCH_FRAMES + 2)[1:-1].round().astype(int)
+    slow_fps, slow_cpu, slow = timed(scene, c2w[picks[shared]], k[picks[shared]], "torch")
+    return {
+        "gaussians": scene.num_gaussians,
+        "numba_fps": round(fast_fps, 2),
+        "numba_cpu_s_per_frame": round(fast_cpu, 3),
+        "torch_fps": round(slow_fps, 3),
+        "torch_cpu_s_per_frame": round(slow_cpu, 2),
+        "ratio": round(fast_fps / slow_fps, 1),
+        "cpu_ratio": round(slow_cpu / fast_cpu, 1),
+        "max_pixel_diff_255": round(float((fast[shared] - slow).abs().max()) * 255, 2),
+    }
 
-    start = time.perf_counter()
-    with torch.no_grad():
-        covars, _ = _quat_scale_to_covar_preci(scene.quats, scene.scales, compute_preci=False)
-        radii, means2d, depths, conics, _ = _fully_fused_projection(
-            scene.means, covars, torch.eye(4)[None], k[None], width, height
-        )
-        visible = torch.nonzero((radii[0] > 0).all(-1)).squeeze(1)
-        visible = visible[torch.argsort(depths[0, visible])]
-        colours = torch.clamp_min(
-            _spherical_harmonics(1, scene.means[visible], scene.sh[visible]) + 0.5, 0
-        )
-        feature = torch.cat([colours, depths[0, visible, None]], -1)
-        ys, xs = torch.meshgrid(
-            torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij"
-        )
-        pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
-        for chunk in pixels.split(4096):
-            _composite(
-                chunk, means2d[0, visible], conics[0, visible], scene.opacities[visible], feature
+
+FIRST_CALL = """
+import time, torch
+from videoscene_backend.render import render
+from bench_render import make_scene
+import videoscene_backend.render.numba_backend
+K = torch.tensor([[100.0, 0, 50], [0, 100, 40], [0, 0, 1]])
+wall, cpu = time.perf_counter(), time.process_time()
+render(make_scene(1000), torch.eye(4), K, 100, 80, backend="numba")
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def first_calls() -> dict:
+    """A first small render in a fresh process (imports done), wall and CPU seconds: with an
+    empty numba cache (compile and write it), then with that cache (load it)."""
+    result = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(Path(__file__).parent))
+        code = FIRST_CALL.replace("bench_render", Path(__file__).stem)
+        for name in ("compile", "cached"):
+            run = subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
             )
-    return 1.0 / (time.perf_counter() - start)
+            wall, cpu = (float(value) for value in run.stdout.split()[-2:])
+            result[f"{name}_first_call_s"] = round(wall, 2)
+            result[f"{name}_first_call_cpu_s"] = round(cpu, 2)
+    return result
 
 
 def main() -> None:
-    result: dict = {"bench": "render", "size": f"{WIDTH}x{HEIGHT}", "device": "cpu"}
-    for n in (131_072, 524_288):
-        result[f"torch_fps_{n}"] = round(fps(make_scene(n), "torch", 2)[0], 3)
-    small_k = K * torch.tensor([[0.25], [0.25], [1.0]])
-    small = make_scene(4096)
-    tiled = fps(small, "torch", 3, 180, 120, small_k)[0]
-    dense = dense_fps(small, 180, 120, small_k)
-    result.update(
-        {
-            "baseline": "dense untiled composite, 4096 Gaussians at 180x120",
-            "tiled_fps_small": round(tiled, 2),
-            "dense_fps_small": round(dense, 2),
-            "ratio": round(tiled / dense, 2),
-        }
-    )
+    import numba
+
+    result: dict = {
+        "bench": "render",
+        "size": f"{WIDTH}x{HEIGHT}",
+        "device": "cpu",
+        "threads": numba.get_num_threads(),
+        "niceness": os.nice(0),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 1),
+    }
+    result.update(first_calls())
+    warm, _ = sideways_path(1)
+    render(make_scene(1000), warm, K[None], WIDTH, HEIGHT, backend="numba")  # load the cache
+    scenes = {}
+    scenes["random_131072"] = compare(make_scene(131_072), *sideways_path(49))
+    scene, c2w, k = sample_scene()
+    scenes["sample"] = compare(scene, c2w, k)
+    del scene
+    scenes["random_1000000"] = compare(make_scene(1_000_000), *sideways_path(49))
+    result["scenes"] = scenes
+    result["ratio"] = scenes["sample"]["ratio"]
+    result["sample_fps"] = scenes["sample"]["numba_fps"]
     if torch.cuda.is_available():
         result["device"] = torch.cuda.get_device_name()
         for n in (131_072, 524_288):
             scene = make_scene(n, "cuda")
-            gsplat_fps, fast = fps(scene, "gsplat", 49)
-            _, slow = fps(scene, "torch", 2)
-            result[f"gsplat_fps_{n}"] = round(gsplat_fps, 1)
-            result[f"max_pixel_diff_{n}"] = round(float((fast[:2] - slow).abs().max()) * 255, 2)
-        result["ratio"] = round(result["gsplat_fps_524288"] / result["torch_fps_524288"], 1)
+            poses, ks = sideways_path(49)
+            poses, ks = poses.cuda(), ks.cuda()
+            with torch.no_grad():
+                render(scene, poses[:1], ks[:1], WIDTH, HEIGHT, backend="gsplat")
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                fast = render(scene, poses, ks, WIDTH, HEIGHT, backend="gsplat").images
+                torch.cuda.synchronize()
+                result[f"gsplat_fps_{n}"] = round(49 / (time.perf_counter() - start), 1)
+                slow = render(scene, poses[:2], ks[:2], WIDTH, HEIGHT, backend="torch").images
+            result[f"gsplat_max_pixel_diff_{n}"] = round(
+                float((fast[:2] - slow).abs().max()) * 255, 2
+            )
+    result["load_average_1min_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result))
 
 

@@ -1,10 +1,13 @@
-"""Splat rendering: gsplat on CUDA, a matching pure-torch renderer elsewhere.
+"""Splat rendering: gsplat on CUDA; on the CPU a compiled (numba) renderer where no gradient is
+needed and the pure-torch renderer where one is; all three follow gsplat's rules.
 
 out = render(scene, c2w, K, width, height)       # images (N, H, W, 3) float in [0, 1]
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,6 +15,9 @@ import numpy as np
 import torch
 
 from ..scene.gaussians import GaussianScene
+
+log = logging.getLogger("videoscene.backend")
+BACKENDS = ("auto", "gsplat", "numba", "torch")
 
 
 @dataclass
@@ -39,16 +45,10 @@ def render(
 ) -> RenderOutput:
     """Render N cameras (OpenCV c2w in the splat frame, pixel K at width x height).
 
-    check_cancelled (raises to stop) is called between frames and between tile batches, and
-    in the backward pass when gradients flow, so a job stops within one batch's time."""
-    if backend == "auto":
-        backend = "gsplat" if scene.means.is_cuda else "torch"
-    if backend == "gsplat":
-        from .gsplat_backend import render_gsplat as renderer
-    elif backend == "torch":
-        from .torch_backend import render_torch as renderer
-    else:
-        raise ValueError(f"unknown render backend {backend!r} (use auto, gsplat or torch)")
+    check_cancelled (raises to stop) is called between frames, and by the torch renderer also
+    between tile batches and in the backward pass, so a job stops within one batch's time."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown render backend {backend!r} (use {', '.join(BACKENDS)})")
     device, dtype = scene.means.device, scene.means.dtype
     c2w = torch.as_tensor(c2w, device=device).to(dtype)
     K = torch.as_tensor(K, device=device).to(dtype)
@@ -56,6 +56,16 @@ def render(
         c2w, K = c2w[None], K[None]
     degree = scene.sh_degree if sh_degree is None else min(sh_degree, scene.sh_degree)
     bg = torch.tensor(background, device=device, dtype=dtype)
+    if backend == "auto":
+        backend = _auto_backend(scene, c2w, K)
+    if backend == "gsplat":
+        from .gsplat_backend import render_gsplat as renderer
+    elif backend == "numba":
+        renderer = _compiled_renderer()
+        if renderer is None:
+            raise RuntimeError("the numba renderer is unavailable: pip install numba")
+    else:
+        from .torch_backend import render_torch as renderer
     return renderer(
         scene,
         c2w,
@@ -70,6 +80,38 @@ def render(
         return_alpha,
         check_cancelled=check_cancelled,
     )
+
+
+def needs_gradients(scene: GaussianScene, *tensors: torch.Tensor) -> bool:
+    """Whether autograd would record this render: grad mode on and any input requiring grad."""
+    inputs = (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, *tensors)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+
+
+def _auto_backend(scene: GaussianScene, c2w: torch.Tensor, K: torch.Tensor) -> str:
+    """gsplat on CUDA; on the CPU the compiled renderer unless a gradient is needed (it has no
+    backward) or numba is missing; the torch renderer otherwise (MPS, gradients)."""
+    if scene.means.is_cuda:
+        return "gsplat"
+    on_cpu = scene.means.device.type == "cpu"
+    if on_cpu and not needs_gradients(scene, c2w, K) and _compiled_renderer() is not None:
+        return "numba"
+    return "torch"
+
+
+@functools.cache
+def _compiled_renderer() -> Callable[..., RenderOutput] | None:
+    """The numba renderer, or None (said once in the log) where numba cannot be imported."""
+    try:
+        from .numba_backend import render_numba
+    except ImportError as exc:
+        log.warning(
+            "the compiled CPU renderer is unavailable (%s); CPU renders use the torch renderer, "
+            "several times slower (pip install numba)",
+            exc,
+        )
+        return None
+    return render_numba
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -108,8 +108,9 @@ def _render_one(
     empty = torch.zeros(height, width, dtype=scene.means.dtype, device=scene.means.device)
     if visible.numel() == 0:
         return background.expand(height, width, 3).clone(), empty, empty
-    # Front to back: sort the visible Gaussians by depth once; tile lists keep that order.
-    visible = visible[torch.argsort(depths[visible].detach())]
+    # Front to back: sort the visible Gaussians by depth once; tile lists keep that order. Stable,
+    # so equal depths (the stereo prior makes many) keep index order, as gsplat and numba do.
+    visible = visible[torch.argsort(depths[visible].detach(), stable=True)]
     camera_centre = c2w[:3, 3]
     directions = scene.means[visible] - camera_centre
     colors = _spherical_harmonics(sh_degree, directions, scene.sh[visible]) + 0.5

@@ -23,58 +23,10 @@ from gsplat.cuda._torch_impl import (
     _isect_offset_encode,
     _isect_tiles,
     _quat_scale_to_covar_preci,
-    _spherical_harmonics,
 )
 from videoscene_backend.render import render, to_uint8, torch_backend
-from videoscene_backend.scene.gaussians import GaussianScene
 
-K = torch.tensor([[80.0, 0, 40], [0, 80, 30], [0, 0, 1]])
-W, H = 80, 60
-
-
-def scene(n: int = 300, seed: int = 0, degree: int = 2) -> GaussianScene:
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g) * torch.tensor([0.8, 0.6, 0.3]) + torch.tensor(
-        [0, 0, 3.0]
-    )
-    return GaussianScene(
-        means=means,
-        quats=torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1),
-        scales=torch.rand(n, 3, generator=g) * 0.08 + 0.01,
-        opacities=torch.rand(n, generator=g) * 0.9 + 0.05,
-        sh=torch.randn(n, (degree + 1) ** 2, 3, generator=g) * 0.4,
-    )
-
-
-def dense_reference(s: GaussianScene, c2w: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """Every visible Gaussian over every pixel, one Gaussian at a time, gsplat's rules."""
-    covars, _ = _quat_scale_to_covar_preci(s.quats, s.scales, compute_preci=False)
-    radii, means2d, depths, conics, _ = _fully_fused_projection(
-        s.means, covars, torch.linalg.inv(c2w)[None], K[None], W, H
-    )
-    visible = (radii[0] > 0).all(-1)
-    order = torch.argsort(depths[0])
-    order = order[visible[order]]
-    colours = torch.clamp_min(
-        _spherical_harmonics(s.sh_degree, s.means - c2w[:3, 3], s.sh) + 0.5, 0
-    )
-    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
-    T = torch.ones(H, W)
-    done = torch.zeros(H, W, dtype=torch.bool)
-    image = torch.zeros(H, W, 3)
-    for i in order.tolist():
-        dx, dy = xs - means2d[0, i, 0], ys - means2d[0, i, 1]
-        a, b, c = conics[0, i]
-        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-        alpha = torch.clamp_max(s.opacities[i] * torch.exp(-sigma), 0.999)
-        use = (sigma >= 0) & (alpha >= 1 / 255) & ~done
-        next_T = T * (1 - alpha)
-        stop = use & (next_T <= 1e-4)
-        done |= stop
-        use &= ~stop
-        image += torch.where(use[..., None], (alpha * T)[..., None] * colours[i], 0)
-        T = torch.where(use, next_T, T)
-    return image + T[..., None] * background
+from .render_reference import H, K, W, dense_reference, scene
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -94,7 +46,7 @@ def test_torch_renderer_matches_the_dense_reference(seed) -> None:
         return_alpha=True,
         return_depth=True,
     )
-    reference = dense_reference(s, c2w, background)
+    reference, _, _ = dense_reference(s, c2w, background)
     assert (out.images[0] - reference).abs().max() < 2 / 255
     assert out.alpha.shape == (1, H, W) and out.depth.shape == (1, H, W)
     covered = out.alpha[0] > 0.5
