@@ -26,7 +26,8 @@ Field of view (`exif_fov`): the scenes' photos written as a phone writes them (P
 true focal length as FocalLengthIn35mmFilm, a whole number of mm, diagonal convention) and
 built with no FOV given, through the backend's decoder (decode_photo, resolve_fovs), beside
 the same photos with no metadata (the assumed 60 degrees; the scenes' lens gives 69.4). The
-`after` rows above are given the true FOV, as a user who knows it would.
+`after` rows above are given the true FOV, as a user who knows it would. `--fov-only` runs this
+case alone (on a busy machine the full run takes tens of minutes: each CPU render is a minute).
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ TARGETS = {
 }
 
 
-def scenes_dir() -> Path:
+def scenes_dir(names: tuple[str, ...] = (*SCENES, *STRESS_SCENES)) -> Path:
     """The rendered scenes, rendered now if this version of the generator has none cached."""
     digest = hashlib.sha256(GENERATOR.read_bytes()).hexdigest()[:12]
     folder = CACHE / digest
-    missing = [s for s in (*SCENES, *STRESS_SCENES) if not (folder / s / "cameras.json").exists()]
+    missing = [s for s in names if not (folder / s / "cameras.json").exists()]
     if missing:
         print(f"rendering {', '.join(missing)} with Blender (minutes) ...", file=sys.stderr)
         subprocess.run(
@@ -230,16 +231,38 @@ def without_meta(result: dict, rows=("before", "after")) -> dict:
     return {prior: {k: v for k, v in result[prior].items() if k != "meta"} for prior in rows}
 
 
+def fov_report(folder: Path) -> dict:
+    """The EXIF field of view beside the assumed one on each scene, their means and ratios."""
+    fov_cases = {name: compare_fov_sources(folder, name) for name in SCENES}
+    keys = ("coverage", "psnr_a", "psnr_heldout", "depth_absrel", "depth_delta125")
+    means = {
+        source: {key: mean_of(fov_cases, source, key) for key in keys}
+        for source in ("exif", "assumed")
+    }
+    exif, assumed = means["exif"], means["assumed"]
+    return {
+        "scenes": {
+            name: {"true_fov_deg": r["true_fov_deg"], **without_meta(r, ("exif", "assumed"))}
+            for name, r in fov_cases.items()
+        },
+        "mean": means,
+        "heldout_gain_db": round(exif["psnr_heldout"] - assumed["psnr_heldout"], 2)
+        if exif["psnr_heldout"] and assumed["psnr_heldout"]
+        else None,
+        "ratio_depth_absrel": round(exif["depth_absrel"] / assumed["depth_absrel"], 3)
+        if exif["depth_absrel"] and assumed["depth_absrel"]
+        else None,
+    }
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--fov-only"]:  # only the field-of-view case (its own baseline)
+        report = fov_report(scenes_dir(SCENES))
+        print(json.dumps({"bench": "prior_quality", "exif_fov": report}))
+        return
     folder = scenes_dir()
     results = {name: compare(folder, name) for name in SCENES}
     stress = {name: compare(folder, name) for name in STRESS_SCENES}
-    fov_cases = {name: compare_fov_sources(folder, name) for name in SCENES}
-    fov_keys = ("coverage", "psnr_a", "psnr_heldout", "depth_absrel", "depth_delta125")
-    fov_summary = {
-        source: {key: mean_of(fov_cases, source, key) for key in fov_keys}
-        for source in ("exif", "assumed")
-    }
     keys = ("coverage", "psnr_a", "ssim_a", "psnr_heldout", "depth_absrel", "depth_delta125")
     summary = {
         prior: {key: mean_of(results, prior, key) for key in (*keys, "build_s")}
@@ -265,32 +288,7 @@ def main() -> None:
                 "stress": {name: without_meta(r) for name, r in stress.items()},
                 "mean": summary,
                 "heldout_gain_db": [round(g, 2) for g in gains],
-                "exif_fov": {
-                    "scenes": {
-                        name: {
-                            "true_fov_deg": r["true_fov_deg"],
-                            **{k: v for k, v in without_meta(r, ("exif", "assumed")).items()},
-                        }
-                        for name, r in fov_cases.items()
-                    },
-                    "mean": fov_summary,
-                    "heldout_gain_db": round(
-                        fov_summary["exif"]["psnr_heldout"]
-                        - fov_summary["assumed"]["psnr_heldout"],
-                        2,
-                    )
-                    if fov_summary["exif"]["psnr_heldout"]
-                    and fov_summary["assumed"]["psnr_heldout"]
-                    else None,
-                    "ratio_depth_absrel": round(
-                        fov_summary["exif"]["depth_absrel"]
-                        / fov_summary["assumed"]["depth_absrel"],
-                        3,
-                    )
-                    if fov_summary["exif"]["depth_absrel"]
-                    and fov_summary["assumed"]["depth_absrel"]
-                    else None,
-                },
+                "exif_fov": fov_report(folder),
                 "ratio_build_s": round(
                     summary["after"]["build_s"] / summary["before"]["build_s"], 2
                 )
