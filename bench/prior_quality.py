@@ -21,12 +21,21 @@ the old code kept only here; `after` = the backend's StereoPrior) it reports:
 
 Renders use the CPU renderer (the one every user without CUDA gets). One final JSON line with
 the per-scene figures, their means and the targets of the issue.
+
+Field of view (`exif_fov`): the scenes' photos written as a phone writes them (PNG with the
+true focal length as FocalLengthIn35mmFilm, a whole number of mm, diagonal convention) and
+built with no FOV given, through the backend's decoder (decode_photo, resolve_fovs), beside
+the same photos with no metadata (the assumed 60 degrees; the scenes' lens gives 69.4). The
+`after` rows above are given the true FOV, as a user who knows it would. `--fov-only` runs this
+case alone (on a busy machine the full run takes tens of minutes: each CPU render is a minute).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -36,6 +45,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import ExifTags, Image
+from videoscene_backend.pipeline.images import decode_photo
+from videoscene_backend.pipeline.photo_meta import FULL_FRAME_DIAGONAL_MM, resolve_fovs
 from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.render import render
 from videoscene_protocol.cameras import blender_to_opencv_c2w
@@ -58,11 +70,11 @@ TARGETS = {
 }
 
 
-def scenes_dir() -> Path:
+def scenes_dir(names: tuple[str, ...] = (*SCENES, *STRESS_SCENES)) -> Path:
     """The rendered scenes, rendered now if this version of the generator has none cached."""
     digest = hashlib.sha256(GENERATOR.read_bytes()).hexdigest()[:12]
     folder = CACHE / digest
-    missing = [s for s in (*SCENES, *STRESS_SCENES) if not (folder / s / "cameras.json").exists()]
+    missing = [s for s in names if not (folder / s / "cameras.json").exists()]
     if missing:
         print(f"rendering {', '.join(missing)} with Blender (minutes) ...", file=sys.stderr)
         subprocess.run(
@@ -109,20 +121,23 @@ def textured(rgb: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(cv2.blur(grey * grey, (5, 5)) - mean * mean, 0)) >= TEXTURE_STD
 
 
-def timed_builds(prior_class, images: list[np.ndarray], fov: float):
+def timed_builds(prior_class, images: list[np.ndarray], fov, repeats: int = BUILD_REPEATS):
     times, scene = [], None
-    for _ in range(BUILD_REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         scene = prior_class().build(images, fov, lambda *_: None, lambda: None)
         times.append(time.perf_counter() - start)
     return scene, statistics.median(times)
 
 
-def evaluate(prior_class, data: dict) -> dict:
+def evaluate(prior_class, data: dict, fov="true", images=None, repeats=BUILD_REPEATS) -> dict:
+    """fov: "true" (the scene's, as a user gives it), or what the prior is given."""
     views = data["views"]
     a, b, c = views["a"], views["b"], views["c"]
+    images = images or [a["rgb"], b["rgb"]]
     try:
-        scene, seconds = timed_builds(prior_class, [a["rgb"], b["rgb"]], data["fov"])
+        given = data["fov"] if fov == "true" else fov
+        scene, seconds = timed_builds(prior_class, images, given, repeats)
     except Exception as error:  # a refusal is a result here, reported as such
         return {"error": f"{type(error).__name__}: {getattr(error, 'message', error)}"}
     camera = scene.reference_cameras[0]
@@ -167,6 +182,39 @@ def evaluate(prior_class, data: dict) -> dict:
     return figures
 
 
+def phone_png(rgb: np.ndarray, fov_deg: float) -> bytes:
+    """The photo as a phone stores it: its 35 mm equivalent focal length (whole mm) in EXIF."""
+    height, width = rgb.shape[:2]
+    half_width_mm = FULL_FRAME_DIAGONAL_MM * width / math.hypot(width, height) / 2
+    exif = Image.Exif()
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.FocalLengthIn35mmFilm] = round(
+        half_width_mm / math.tan(math.radians(fov_deg) / 2)
+    )
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="PNG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def compare_fov_sources(folder: Path, name: str) -> dict:
+    """The EXIF field of view against the assumed one, no FOV given (module docstring)."""
+    data = load_scene(folder / name)
+    views = data["views"]
+    photos = [decode_photo(phone_png(views[v]["rgb"], data["fov"]), v) for v in "ab"]
+    fovs, sources = resolve_fovs(
+        None, [p.exif_fov_deg for p in photos], [p.pixels.shape[:2] for p in photos]
+    )
+    images = [p.pixels for p in photos]
+    result = {
+        "exif": evaluate(StereoPrior, data, fovs, images, repeats=1),
+        "assumed": evaluate(StereoPrior, data, None, repeats=1),
+    }
+    result["exif"]["fov_source"], result["exif"]["fov_deg"] = sources[0], round(fovs[0], 2)
+    result["assumed"]["fov_source"] = "assumed"
+    result["true_fov_deg"] = round(data["fov"], 2)
+    print(json.dumps({f"{name} fov": result}), file=sys.stderr)
+    return result
+
+
 def mean_of(results: dict, prior: str, key: str) -> float | None:
     values = [r[prior][key] for r in results.values() if key in r[prior]]
     return round(float(np.mean(values)), 4) if len(values) == len(results) else None
@@ -179,14 +227,39 @@ def compare(folder: Path, name: str) -> dict:
     return result
 
 
-def without_meta(result: dict) -> dict:
+def without_meta(result: dict, rows=("before", "after")) -> dict:
+    return {prior: {k: v for k, v in result[prior].items() if k != "meta"} for prior in rows}
+
+
+def fov_report(folder: Path) -> dict:
+    """The EXIF field of view beside the assumed one on each scene, their means and ratios."""
+    fov_cases = {name: compare_fov_sources(folder, name) for name in SCENES}
+    keys = ("coverage", "psnr_a", "psnr_heldout", "depth_absrel", "depth_delta125")
+    means = {
+        source: {key: mean_of(fov_cases, source, key) for key in keys}
+        for source in ("exif", "assumed")
+    }
+    exif, assumed = means["exif"], means["assumed"]
     return {
-        prior: {k: v for k, v in result[prior].items() if k != "meta"}
-        for prior in ("before", "after")
+        "scenes": {
+            name: {"true_fov_deg": r["true_fov_deg"], **without_meta(r, ("exif", "assumed"))}
+            for name, r in fov_cases.items()
+        },
+        "mean": means,
+        "heldout_gain_db": round(exif["psnr_heldout"] - assumed["psnr_heldout"], 2)
+        if exif["psnr_heldout"] and assumed["psnr_heldout"]
+        else None,
+        "ratio_depth_absrel": round(exif["depth_absrel"] / assumed["depth_absrel"], 3)
+        if exif["depth_absrel"] and assumed["depth_absrel"]
+        else None,
     }
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--fov-only"]:  # only the field-of-view case (its own baseline)
+        report = fov_report(scenes_dir(SCENES))
+        print(json.dumps({"bench": "prior_quality", "exif_fov": report}))
+        return
     folder = scenes_dir()
     results = {name: compare(folder, name) for name in SCENES}
     stress = {name: compare(folder, name) for name in STRESS_SCENES}
@@ -215,6 +288,7 @@ def main() -> None:
                 "stress": {name: without_meta(r) for name, r in stress.items()},
                 "mean": summary,
                 "heldout_gain_db": [round(g, 2) for g in gains],
+                "exif_fov": fov_report(folder),
                 "ratio_build_s": round(
                     summary["after"]["build_s"] / summary["before"]["build_s"], 2
                 )

@@ -19,8 +19,12 @@ from .param_settings import enum_items, setting_properties
 
 
 class VideoSceneSettings(bpy.types.PropertyGroup):
-    image_a: StringProperty(name="Photo A", subtype="FILE_PATH", description="First photo")
-    image_b: StringProperty(name="Photo B", subtype="FILE_PATH", description="Second photo")
+    image_a: StringProperty(
+        name="Photo A", subtype="FILE_PATH", description="First photo (PNG, JPEG, HEIC or WebP)"
+    )
+    image_b: StringProperty(
+        name="Photo B", subtype="FILE_PATH", description="Second photo (PNG, JPEG, HEIC or WebP)"
+    )
     camera: PointerProperty(
         name="Camera",
         type=bpy.types.Object,
@@ -78,6 +82,7 @@ class VideoSceneState(bpy.types.PropertyGroup):
     error_message: StringProperty(default="")
     error_hint: StringProperty(default="")
     refine_message: StringProperty(default="")
+    fov_info: StringProperty(default="")  # the last build's field of view and its source
 
 
 classes = (VideoSceneSettings, VideoSceneState)

@@ -37,6 +37,21 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 
 # -- Build Scene ------------------------------------------------------------------------------
+PHOTO_FORMATS = "PNG, JPEG, HEIC or WebP"  # what the backend decodes (pipeline/images.py)
+
+
+def fov_summary(meta: dict[str, Any]) -> str:
+    """The panel's line about the field of view a build used: its value(s) and source(s)."""
+    fovs = [f for f in meta.get("fov_deg_per_photo") or [meta.get("fov_deg")] if f is not None]
+    if not fovs:
+        return ""
+    sources = meta.get("fov_sources") or [meta.get("fov_source", "?")]
+    if len(set(fovs)) == 1 and len(set(sources)) == 1:
+        return f"Photo FOV {fovs[0]:.1f}\u00b0 ({sources[0]})"
+    values = " / ".join(f"{f:.1f}\u00b0" for f in fovs)
+    return f"Photo FOV {values} ({' / '.join(sources)})"
+
+
 def _read_photo(path_setting: str, label: str) -> bytes:
     if not path_setting:
         raise VideoSceneError(
@@ -52,7 +67,7 @@ def _read_photo(path_setting: str, label: str) -> bytes:
         raise VideoSceneError(
             ErrorCode.BAD_IMAGE,
             f"{label} is {size} bytes.",
-            "Use a PNG or JPEG photo under 64 MB.",
+            f"Use a {PHOTO_FORMATS} photo under 64 MB.",
         )
     return path.read_bytes()
 
@@ -217,6 +232,7 @@ def _on_build_result(result: Any, job: PendingJob) -> None:
     empty = import_build_result(context, scene, result)
     state = context.window_manager.videoscene_state
     state.status = f"Scene built: {result.meta.get('num_gaussians', '?')} Gaussians"
+    state.fov_info = fov_summary(result.meta)
     settings = scene.videoscene
     if job.data.get("then_render"):
         camera = settings.active_camera(scene)

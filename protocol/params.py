@@ -270,12 +270,15 @@ BUILD_SCENE = JobSpec(
             "fov_deg",
             "float",
             None,
-            "Horizontal field of view of photo A in degrees",
+            "Horizontal field of view of both photos in degrees (wins over their EXIF)",
             label="Photo FOV",
             minimum=10.0,
             maximum=150.0,
             nullable=True,
-            null_doc="unknown: the stereo prior assumes 60 deg, NoPoSplat the seed's focal 0.8",
+            null_doc=(
+                "each photo's own from its EXIF (35 mm equivalent focal length), else the stereo "
+                "prior assumes 60 deg, NoPoSplat the seed's focal 0.8"
+            ),
             manual_default=60.0,
         ),
         Param(

@@ -1,4 +1,4 @@
-"""The size limits of the photos a client sends, and OpenCV's own copy of them.
+"""The size limits of the photos a client sends, and OpenCV's and Pillow's copies of them.
 
 No cv2 import here: OpenCV reads OPENCV_IO_MAX_IMAGE_* once, when it is first loaded, so
 configure_opencv_limits() runs from the package's __init__ before any module imports cv2.
@@ -26,3 +26,15 @@ def configure_opencv_limits() -> None:
         current = os.environ.get(name, "")
         if not (current.isdigit() and 0 < int(current) <= limit):
             os.environ[name] = str(limit)
+
+
+def configure_pillow_limits() -> None:
+    """Make Pillow refuse, in Image.open, any image over MAX_PIXELS: it raises
+    DecompressionBombError above twice MAX_IMAGE_PIXELS (and only warns above it). Its WebP
+    reader runs this check before libwebp allocates the canvas, which is why it matters here.
+    No Pillow import at module level (this module stays light); a stricter value is kept."""
+    from PIL import Image
+
+    limit = MAX_PIXELS // 2
+    if Image.MAX_IMAGE_PIXELS is None or limit < Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit

@@ -14,8 +14,9 @@ from ..priors import select_prior
 from ..scene.gaussians import SH_C0
 from ..scene.ply import load_ply, ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
-from .images import decode_image
+from .images import decode_photo
 from .path_video import PathRequest, PathVideo, Refinement
+from .photo_meta import resolve_fovs
 
 
 def _bad_params(message: str, hint: str) -> VideoSceneError:
@@ -42,6 +43,30 @@ def _camera_json(camera) -> dict[str, Any]:
     }
 
 
+def _fov_meta(prior_meta: dict[str, Any], sources: list[str]) -> dict[str, Any]:
+    """Photo A's horizontal field of view and its source (the one the panel shows first), and
+    both photos' (they differ when the photos come from different cameras)."""
+    per_photo = [prior_meta.get("fov_deg"), prior_meta.get("fov_deg_b")]
+    per_photo = [None if fov is None else round(float(fov), 3) for fov in per_photo]
+    return {
+        "fov_source": sources[0],
+        "fov_deg": per_photo[0],
+        "fov_sources": sources,
+        "fov_deg_per_photo": per_photo,
+    }
+
+
+def _photo_json(photo) -> dict[str, Any]:
+    height, width = photo.pixels.shape[:2]
+    return {
+        "format": photo.format,
+        "width": width,  # upright
+        "height": height,
+        "orientation": photo.orientation,
+        "colour": photo.colour,
+    }
+
+
 def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
     params = BUILD_SCENE.validate(request.params)
     missing = [name for name in ("image_0", "image_1") if name not in request.blobs]
@@ -52,13 +77,18 @@ def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
         )
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    images = [decode_image(request.blobs[name], name) for name in ("image_0", "image_1")]
+    photos = [decode_photo(request.blobs[name], name) for name in ("image_0", "image_1")]
+    fovs, fov_sources = resolve_fovs(
+        params["fov_deg"],
+        [photo.exif_fov_deg for photo in photos],
+        [photo.pixels.shape[:2] for photo in photos],
+    )
     prior, reason = select_prior(
         params["prior"], ctx.checkpoints_dir, ctx.models, params["pose_refine_steps"]
     )
     timings["decode"] = time.perf_counter() - start
     start = time.perf_counter()
-    scene = prior.build(images, params["fov_deg"], ctx.progress, ctx.check_cancelled)
+    scene = prior.build([photo.pixels for photo in photos], fovs, ctx.progress, ctx.check_cancelled)
     scene.validate()
     timings["prior"] = time.perf_counter() - start
     scene_id = ctx.scenes.put(scene)
@@ -75,6 +105,8 @@ def build_scene(ctx: JobContext, request: JobRequest) -> JobOutput:
         },
         "num_gaussians": scene.num_gaussians,
         "reference_cameras": [_camera_json(c) for c in scene.reference_cameras],
+        **_fov_meta(scene.meta, fov_sources),
+        "photos": [_photo_json(photo) for photo in photos],
         "timings": timings,
     }
     return JobOutput(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +19,7 @@ class GaussianPrior(Protocol):
     def build(
         self,
         images: list[np.ndarray],  # two RGB uint8 (H, W, 3), sizes may differ
-        fov_deg: float | None,  # horizontal field of view if the user knows it
+        fov_deg: float | Sequence[float | None] | None,  # horizontal FOV: both, or per photo
         progress: ProgressFn,
         check_cancelled: CancelCheck,
     ) -> GaussianScene:

@@ -44,6 +44,8 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(settings, "prior")
     col.prop(settings, "camera")
     col.prop(settings, "scene_empty")
+    if state.fov_info:  # after Build Scene: the field of view it used, and where from
+        col.label(text=state.fov_info, icon="CAMERA_DATA")
     col.prop(settings, "use_scene_range")
     if not settings.use_scene_range:
         row = col.row(align=True)

@@ -9,6 +9,7 @@ shorter side, so the crop's FOV follows from the same focal length over the shor
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,17 @@ def normalized_focal(image_shape: tuple[int, ...], fov_deg: float | None) -> flo
     height, width = image_shape[:2]
     focal_px = width / (2 * math.tan(math.radians(fov_deg) / 2))
     return focal_px / min(height, width)
+
+
+def per_photo(fov_deg: float | Sequence[float | None] | None) -> list[float | None]:
+    """One field of view for both photos, or one per photo (None: unknown)."""
+    return list(fov_deg) if isinstance(fov_deg, Sequence) else [fov_deg, fov_deg]
+
+
+def photo_fov_deg(image_shape: tuple[int, ...], focal: float) -> float:
+    """The photo's horizontal FOV for a normalized focal (the inverse of normalized_focal)."""
+    height, width = image_shape[:2]
+    return math.degrees(2 * math.atan(width / (2 * focal * min(height, width))))
 
 
 def normalized_intrinsics(focal: float) -> torch.Tensor:
@@ -139,13 +151,15 @@ class NoPoSplatPrior:
         network = self._network()
         check_cancelled()
         inputs, squares = zip(*(preprocess(image, size) for image in images), strict=True)
-        focal = normalized_focal(images[0].shape, fov_deg)
-        K_norm = normalized_intrinsics(focal)
+        # Each photo's own intrinsics (the network takes one K per view).
+        focals = [
+            normalized_focal(image.shape, fov)
+            for image, fov in zip(images, per_photo(fov_deg), strict=True)
+        ]
+        K_norms = torch.stack([normalized_intrinsics(focal) for focal in focals])
         progress("prior", 0.2, "predicting Gaussians")
         with torch.no_grad(), checked_blocks(check_cancelled, network):  # per block
-            raw = network(
-                torch.cat(inputs)[None].to(self.device), K_norm.expand(1, 2, 3, 3).to(self.device)
-            )
+            raw = network(torch.cat(inputs)[None].to(self.device), K_norms[None].to(self.device))
         check_cancelled()
         if not all(
             torch.isfinite(t).all()
@@ -156,11 +170,11 @@ class NoPoSplatPrior:
                 "NoPoSplat predicted non-finite Gaussians.",
                 f"Check that {self.checkpoint_path.name} is the released checkpoint, or use prior 'stereo'.",
             )
-        K = pixel_intrinsics(K_norm, size)
+        K, K1 = (pixel_intrinsics(K_norm, size) for K_norm in K_norms)
 
         progress("pose", 0.0, "locating the second camera (PnP)")
         c2w1, inliers = pose_from_points(
-            raw.points[0, 1].cpu().numpy(), raw.opacity[0, 1].cpu().numpy() > OPACITY_FOR_POSE, K
+            raw.points[0, 1].cpu().numpy(), raw.opacity[0, 1].cpu().numpy() > OPACITY_FOR_POSE, K1
         )
         scene = scene_from_prediction(raw, self.config.sh_degree)
         check_cancelled()
@@ -169,7 +183,7 @@ class NoPoSplatPrior:
         c2w1 = refine_pose(
             pixel_grid_subsample(scene, size, size // refine_size),
             c2w1,
-            K,
+            K1,
             squares[1],
             self.pose_refine_steps,
             refine_size,
@@ -178,7 +192,7 @@ class NoPoSplatPrior:
         )
         scene.reference_cameras = [
             PinholeCamera(np.eye(4), K, size, size),
-            PinholeCamera(c2w1, K.copy(), size, size),
+            PinholeCamera(c2w1, K1, size, size),
         ]
         scene.reference_images = list(squares)
         scene.meta = {
@@ -186,6 +200,10 @@ class NoPoSplatPrior:
             "checkpoint": str(self.checkpoint_path),
             "pose_refine_steps": self.pose_refine_steps,
             "pnp_inliers": inliers,
+            # The photos' horizontal fields of view the network was given (the crop keeps
+            # the shorter side, so a focal over it is one over the width's share of it).
+            "fov_deg": photo_fov_deg(images[0].shape, focals[0]),
+            "fov_deg_b": photo_fov_deg(images[1].shape, focals[1]),
         }
         progress("pose", 1.0, "done")
         return scene

@@ -37,10 +37,15 @@ class RelativePose:
     inlier_points: tuple[np.ndarray, np.ndarray]  # (M, 2) pixels in view 0 and view 1
 
 
-def match(gray_left: np.ndarray, gray_right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def match(
+    gray_left: np.ndarray, gray_right: np.ndarray, mask_right: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """SIFT matches; mask_right (uint8, 0 = not the photo) keeps features off a border."""
     sift = cv2.SIFT_create(nfeatures=MAX_FEATURES, contrastThreshold=SIFT_CONTRAST)
     kp_left, desc_left = sift.detectAndCompute(gray_left, None)
-    kp_right, desc_right = sift.detectAndCompute(gray_right, None)
+    if mask_right is not None:  # not on the border's edge either
+        mask_right = cv2.erode(mask_right, np.ones((9, 9), np.uint8))
+    kp_right, desc_right = sift.detectAndCompute(gray_right, mask_right)
     if min(len(kp_left), len(kp_right)) < MIN_KEYPOINTS:
         raise prior_failed(
             f"Too little texture: {len(kp_left)} and {len(kp_right)} features found (need {MIN_KEYPOINTS}).",
