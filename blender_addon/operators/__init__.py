@@ -1,10 +1,11 @@
 """Operators: the panel's buttons, the Gaussian-splat PLY import and export, and the
 preferences' Check Weights."""
 
+from .display import classes as display_classes
 from .jobs import classes as job_classes
 from .splat_files import classes as splat_file_classes
 from .splat_files import menu_export, menu_import
 from .weights import classes as weights_classes
 
-classes = (*job_classes, *splat_file_classes, *weights_classes)
+classes = (*job_classes, *splat_file_classes, *weights_classes, *display_classes)
 __all__ = ["classes", "menu_export", "menu_import"]

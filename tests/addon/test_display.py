@@ -1,0 +1,179 @@
+"""The splat as Blender shows it against the backend's render of the same splat and camera.
+
+A few thousand random Gaussians in front of a camera, rendered headless through the add-on's
+display (EEVEE through EGL/Mesa software GL, Cycles on the CPU, Workbench) and by the backend's
+CPU torch renderer, run in the backend's own Python (bpy and torch never share a process; the
+Blender 4.2 environment has no torch at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+from mathutils import Matrix
+
+from .conftest import submodule
+
+BACKEND = Path(
+    os.environ.get("VIDEOSCENE_TEST_BACKEND")
+    or Path(sys.executable).with_name("videoscene-backend")
+)
+BACKEND_PYTHON = BACKEND.with_name("python")
+REFERENCE_SCRIPT = Path(__file__).with_name("backend_reference.py")
+WIDTH, HEIGHT = 64, 48
+LENS_MM, SENSOR_MM = 35.0, 36.0
+
+pytestmark = pytest.mark.skipif(
+    not BACKEND_PYTHON.exists(), reason="the backend's Python (with torch) is not installed"
+)
+
+
+def splat_in_view(count: int = 3000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random anisotropic Gaussians filling the view of an OpenCV camera at the origin."""
+    rng = np.random.default_rng(seed)
+    quats = rng.normal(size=(count, 4)).astype(np.float32)
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    means = np.stack(
+        [
+            rng.uniform(-1.2, 1.2, count),
+            rng.uniform(-0.9, 0.9, count),
+            rng.uniform(2.5, 4.5, count),
+        ],
+        axis=1,
+    )
+    return {
+        "means": means.astype(np.float32),
+        "quats": quats,
+        "scales": rng.uniform(0.01, 0.08, size=(count, 3)).astype(np.float32),
+        "opacities": rng.uniform(0.2, 1.0, size=count).astype(np.float32),
+        "colors": rng.uniform(0.0, 1.0, size=(count, 3)).astype(np.float32),
+    }
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10.0 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, np.ndarray]:
+    """The splat arrays and the backend's render of them at the test camera."""
+    cameras = pytest.importorskip("videoscene_protocol.cameras")
+    folder = tmp_path_factory.mktemp("display_reference")
+    arrays = splat_in_view()
+    ply = submodule("importers.ply")
+    ply.write_splat_ply(folder / "splat.ply", arrays["means"], ply.gs_parameters(arrays))
+    K = cameras.intrinsics_from_blender(LENS_MM, SENSOR_MM, 24.0, "AUTO", WIDTH, HEIGHT)
+    camera = {"c2w": np.eye(4).tolist(), "K": K.tolist(), "width": WIDTH, "height": HEIGHT}
+    (folder / "cameras.json").write_text(json.dumps([camera]))
+    command = [str(BACKEND_PYTHON), str(REFERENCE_SCRIPT), str(folder / "splat.ply")]
+    command += [str(folder / "cameras.json"), str(folder / "reference.npy")]
+    subprocess.run(command, check=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return arrays, np.load(folder / "reference.npy")[0]
+
+
+def display_scene(addon, arrays: dict, convert: bool | None = None) -> bpy.types.Object:
+    """The splat imported by the add-on, its camera as the backend's, nothing else in view."""
+    cameras = submodule("_vendor.videoscene_protocol.cameras")
+    splat = submodule("importers.splat")
+    scene = bpy.context.scene
+    for obj in list(scene.objects):
+        bpy.data.objects.remove(obj)
+    obj = splat.import_splat(bpy.context, arrays, None, scene.collection, convert=convert)
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    camera.matrix_world = Matrix(cameras.opencv_to_blender_c2w(np.eye(4)).tolist())
+    camera.data.lens, camera.data.sensor_width = LENS_MM, SENSOR_MM
+    scene.camera = camera
+    render = scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = WIDTH, HEIGHT, 100
+    scene.world = None  # black, as the backend's default background
+    return obj
+
+
+def rendered(tmp_path: Path) -> np.ndarray:
+    """Render the scene camera to a PNG and read it back (values as written, 0..1)."""
+    scene = bpy.context.scene
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.filepath = str(tmp_path / "render.png")
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(scene.render.filepath)
+    pixels = np.array(image.pixels[:], dtype=np.float32).reshape(HEIGHT, WIDTH, 4)
+    bpy.data.images.remove(image)
+    return pixels[::-1, :, :3]
+
+
+def use_eevee(samples: int) -> None:
+    scene = bpy.context.scene
+    scene.render.engine = submodule("compat").eevee_engine()
+    scene.eevee.taa_render_samples = samples
+    scene.render.filter_size = 0.0  # the backend samples pixel centres, unfiltered
+
+
+def use_cycles(samples: int) -> None:
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    cycles = scene.cycles
+    cycles.device, cycles.samples, cycles.use_denoising = "CPU", samples, False
+    cycles.pixel_filter_type, cycles.filter_width = "BOX", 0.01
+    display = submodule("display")
+    display.set_cycles_transparency(scene)
+
+
+def test_colours_match_backend_is_the_users_choice(addon, reference):
+    arrays, _ = reference
+    display_scene(addon, arrays)
+    display = submodule("display")
+    scene = bpy.context.scene
+    before = scene.view_settings.view_transform
+    assert not display.colours_match_backend(scene)  # import never touches colour management
+    assert scene.view_settings.view_transform == before
+    display.set_colours_match_backend(scene, True)
+    assert display.colours_match_backend(scene) and scene.view_settings.view_transform == "Raw"
+    display.set_colours_match_backend(scene, False)
+    assert not display.colours_match_backend(scene)
+    assert scene.view_settings.view_transform == "Standard"
+
+
+def test_cycles_matches_backend_on_both_point_cloud_paths(
+    addon, reference, point_cloud_path, tmp_path
+):
+    arrays, expected = reference
+    obj = display_scene(addon, arrays, convert=point_cloud_path == "convert")
+    display = submodule("display")
+    display.set_colours_match_backend(bpy.context.scene, True)
+    use_cycles(samples=1)
+    image = rendered(tmp_path)
+    # Cycles composites in the order its rays enter each Gaussian's sphere, not by centre
+    # depth as the backend and EEVEE's sorted mode do: measured 28.6 dB on this scene.
+    assert psnr(image, expected) >= 28.0
+    # Linear-light compositing (the Standard view) blends edges differently: measurably worse.
+    display.set_colours_match_backend(bpy.context.scene, False)
+    assert psnr(rendered(tmp_path), expected) < psnr(image, expected) - 2.0
+    assert display.is_sorted(obj) is False
+
+
+def test_eevee_sorted_matches_backend(addon, reference, tmp_path):
+    arrays, expected = reference
+    obj = display_scene(addon, arrays)
+    display = submodule("display")
+    display.set_colours_match_backend(bpy.context.scene, True)
+    display.set_sorted(obj, True)
+    use_eevee(samples=1)  # blended in sorted order: one sample is exact
+    assert psnr(rendered(tmp_path), expected) >= 30.0
+
+
+def test_eevee_dithered_matches_backend_at_the_shipped_samples(addon, reference, tmp_path):
+    arrays, expected = reference
+    display_scene(addon, arrays)
+    display = submodule("display")
+    display.set_colours_match_backend(bpy.context.scene, True)
+    use_eevee(samples=display.DITHERED_SAMPLES)
+    # Measured 24.8 dB at 64 samples (22.6 at 16): below the 27 dB aim, see the README.
+    assert psnr(rendered(tmp_path), expected) >= 24.0
