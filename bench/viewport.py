@@ -9,7 +9,7 @@ Each is compared (PSNR) with photo A and with the backend's own render at that c
 torch renderer, run in the backend's Python: bpy and torch never share a process).
 Engine: Cycles on the CPU at 1 sample (the Gaussian material is deterministic per ray; EEVEE's
 software GL here takes many minutes for a transparent 440k render; pass --eevee to add one).
-The viewport density control is measured on the viewport depsgraph (points kept, seconds).
+Solid mode (Workbench) is rendered once too. The viewport density control is measured on the viewport depsgraph (points kept, seconds).
 
     .venv/bin/videoscene-backend run --image-a samples/view_a.jpg --image-b samples/view_b.jpg \\
         --out /tmp/display_demo --frames 2 --no-refine
@@ -112,7 +112,7 @@ def spheres_baseline(obj: bpy.types.Object, arrays: dict) -> None:
     obj.data.materials.append(material)
     radius = obj.data.attributes["radius"]
     radius.data.foreach_set("value", arrays["scales"].mean(axis=1).astype(np.float32))
-    obj.data.update()
+    obj.data.update_tag()
 
 
 def render(folder: Path, name: str) -> tuple[np.ndarray, float]:
@@ -179,10 +179,20 @@ def main() -> None:
         figures["eevee_sorted_psnr_backend"] = psnr(image, reference)
         scene.render.engine = "CYCLES"
     display.set_colours_match_backend(scene, False)  # the old display showed linear light
+    # Solid mode (Workbench, flat light, material colour, Standard view): the mean colour.
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light, scene.display.shading.color_type = "FLAT", "MATERIAL"
+    image, figures["solid_s"] = render(folder, "solid")
+    figures["solid_psnr_backend"] = psnr(image, reference)
+    scene.render.engine = "CYCLES"
     spheres_baseline(obj, arrays)
     image, figures["spheres_s"] = render(folder, "spheres")
     figures["spheres_psnr_photo"] = psnr(image, photo)
     figures["spheres_psnr_backend"] = psnr(image, reference)
+    if args.eevee:
+        scene.render.engine = compat.eevee_engine()
+        image, figures["eevee_spheres_s"] = render(folder, "eevee_spheres")
+        figures["eevee_spheres_psnr_backend"] = psnr(image, reference)
     figures["backend_psnr_photo"] = psnr(reference, photo)
     figures["gap_to_backend_db"] = figures["backend_psnr_photo"] - figures["gaussians_psnr_photo"]
     figures["renders"] = str(folder)
