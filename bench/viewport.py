@@ -53,25 +53,39 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 PLY_COMMENT = b"comment videoscene "  # the backend's scene.ply header (backend/scene/ply.py)
 
 
-def camera_zero(scene_dir: Path) -> dict:
-    """Reference camera 0 from the scene.ply header, its K scaled to WIDTH x HEIGHT."""
+def reference_cameras(scene_dir: Path) -> list[dict]:
+    """Reference cameras 0 and 1 from the scene.ply header, K scaled to WIDTH x HEIGHT."""
     with open(scene_dir / "scene.ply", "rb") as file:
         header = file.read(1 << 20).split(b"end_header")[0]
     line = next(row for row in header.splitlines() if row.startswith(PLY_COMMENT))
-    camera = json.loads(line[len(PLY_COMMENT) :])["reference_cameras"][0]
-    K = np.array(camera["K"], dtype=np.float64)
-    K[0] *= WIDTH / camera["width"]
-    K[1] *= HEIGHT / camera["height"]
-    return {"c2w": camera["c2w"], "K": K.tolist(), "width": WIDTH, "height": HEIGHT}
+    scaled = []
+    for camera in json.loads(line[len(PLY_COMMENT) :])["reference_cameras"]:
+        K = np.array(camera["K"], dtype=np.float64)
+        K[0] *= WIDTH / camera["width"]
+        K[1] *= HEIGHT / camera["height"]
+        scaled.append({"c2w": camera["c2w"], "K": K.tolist(), "width": WIDTH, "height": HEIGHT})
+    return scaled
 
 
-def backend_render(scene_dir: Path, camera: dict, folder: Path) -> np.ndarray:
-    (folder / "cameras.json").write_text(json.dumps([camera]))
+def halfway(first: dict, second: dict) -> dict:
+    """The flythrough's middle camera: positions averaged, rotations slerped half way."""
+    a, b = Matrix(first["c2w"]), Matrix(second["c2w"])
+    rotation = a.to_quaternion().slerp(b.to_quaternion(), 0.5).to_matrix().to_4x4()
+    rotation.translation = (a.translation + b.translation) / 2
+    return {**first, "c2w": [list(row) for row in rotation]}
+
+
+def backend_render(scene_dir: Path, cameras_: list[dict], folder: Path) -> np.ndarray:
+    (folder / "cameras.json").write_text(json.dumps(cameras_))
     script = ROOT / "tests" / "addon" / "backend_reference.py"
     python = ROOT / ".venv" / "bin" / "python"
     command = [str(python), str(script), str(scene_dir / "scene.ply")]
     subprocess.run(command + [str(folder / "cameras.json"), str(folder / "ref.npy")], check=True)
-    return np.load(folder / "ref.npy")[0]
+    return np.load(folder / "ref.npy")
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(path)
 
 
 def photo_a(path: Path) -> np.ndarray:
@@ -145,10 +159,11 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="viewport-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    camera = camera_zero(args.scene)
-    reference = backend_render(args.scene, camera, folder)
+    camera, second = reference_cameras(args.scene)[:2]
+    middle = halfway(camera, second)
+    reference, reference_middle = backend_render(args.scene, [camera, middle], folder)
     photo = photo_a(args.photo)
-    Image.fromarray((reference * 255).round().astype(np.uint8)).save(folder / "backend.png")
+    save_png(reference, folder / "backend.png")
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
@@ -177,6 +192,16 @@ def main() -> None:
         scene.render.filter_size = 0.0
         image, figures["eevee_sorted_s"] = render(folder, "eevee_sorted")
         figures["eevee_sorted_psnr_backend"] = psnr(image, reference)
+        # Along the flythrough: its middle camera (the sort follows the scene camera).
+        scene.camera.matrix_world = Matrix(
+            cameras.opencv_to_blender_c2w(np.array(middle["c2w"])).tolist()
+        )
+        image, _ = render(folder, "eevee_sorted_middle")
+        figures["eevee_sorted_middle_psnr_backend"] = psnr(image, reference_middle)
+        save_png(reference_middle, folder / "backend_middle.png")
+        scene.camera.matrix_world = Matrix(
+            cameras.opencv_to_blender_c2w(np.array(camera["c2w"])).tolist()
+        )
         scene.render.engine = "CYCLES"
     display.set_colours_match_backend(scene, False)  # the old display showed linear light
     # Solid mode (Workbench, flat light, material colour, Standard view): the mean colour.
