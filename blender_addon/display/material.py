@@ -14,7 +14,7 @@ Two materials share the node group: Dithered (EEVEE stochastic transparency, ord
 for the interactive viewport) and Blended (drawn in point order: the display modifier sorts the
 points far to near for the scene camera). No camera scripts and no per-frame Python.
 
-Per point cost: EEVEE draws 2 triangles (the camera-facing diamond) and evaluates this group on
+Per point cost: EEVEE draws one camera-facing shape and evaluates this group on
 every fragment inside it; the group reads 7 float attributes (gs_color, gs_axis_x/y/z,
 gs_srgb, gs_variance, gs_blur). Cycles intersects one sphere per point.
 """

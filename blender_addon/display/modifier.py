@@ -19,7 +19,7 @@ import math
 
 import bpy
 
-from .attributes import DIAMOND_FACTOR, RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
+from .attributes import RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
 from .material import BLUR_ATTRIBUTE, gaussian_material
 
 GROUP_NAME = "VideoScene Splat Display"
@@ -126,7 +126,7 @@ def display_group() -> bpy.types.NodeTree:
     axes = b.node("ShaderNodeSeparateXYZ", {0: variance})
     widest = b.math("MAXIMUM", b.math("MAXIMUM", axes.outputs[0], axes.outputs[1]), axes.outputs[2])
     sigma = b.math("SQRT", b.math("ADD", widest, blur))
-    radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS * DIAMOND_FACTOR)
+    radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS)
     points = b.node("GeometryNodeSetPointRadius", {"Points": points, "Radius": radius}).outputs[0]
 
     # Order and material.

@@ -109,11 +109,12 @@ def rendered(tmp_path: Path) -> np.ndarray:
     return pixels[::-1, :, :3]
 
 
-def use_eevee(samples: int) -> None:
+def use_eevee(samples: int, filter_px: float = 0.0) -> None:
+    """EEVEE at `samples`; a 0 px filter samples pixel centres, unfiltered, as the backend."""
     scene = bpy.context.scene
     scene.render.engine = submodule("compat").eevee_engine()
     scene.eevee.taa_render_samples = samples
-    scene.render.filter_size = 0.0  # the backend samples pixel centres, unfiltered
+    scene.render.filter_size = filter_px
 
 
 def use_cycles(samples: int) -> None:
@@ -151,8 +152,9 @@ def test_cycles_matches_backend_on_both_point_cloud_paths(
     use_cycles(samples=1)
     image = rendered(tmp_path)
     # Cycles composites in the order its rays enter each Gaussian's sphere, not by centre
-    # depth as the backend and EEVEE's sorted mode do: measured 28.6 dB on this scene.
-    assert psnr(image, expected) >= 28.0
+    # depth as the backend and EEVEE's sorted mode do: measured 29.8 dB on this dense, random
+    # scene (34.6 dB on the sample scene, bench/viewport.py).
+    assert psnr(image, expected) >= 29.5
     # Linear-light compositing (the Standard view) blends edges differently: measurably worse.
     display.set_colours_match_backend(bpy.context.scene, False)
     assert psnr(rendered(tmp_path), expected) < psnr(image, expected) - 2.0
@@ -174,9 +176,10 @@ def test_eevee_dithered_matches_backend_at_the_shipped_samples(addon, reference,
     display_scene(addon, arrays)
     display = submodule("display")
     display.set_colours_match_backend(bpy.context.scene, True)
-    use_eevee(samples=display.DITHERED_SAMPLES)
-    # Measured 24.8 dB at 64 samples (22.6 at 16): below the 27 dB aim, see the README.
-    assert psnr(rendered(tmp_path), expected) >= 24.0
+    # Dithering converges through EEVEE's sub-pixel jitter, which Blender's default 1.5 px
+    # filter gives (with no filter: 24.8 dB at 64 samples). Measured 28.0 dB (25.5 at 16).
+    use_eevee(samples=display.DITHERED_SAMPLES, filter_px=1.5)
+    assert psnr(rendered(tmp_path), expected) >= 27.0
 
 
 def test_display_modifier_sorts_thins_and_picks_the_material(addon, point_cloud_path):

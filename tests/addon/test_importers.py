@@ -43,7 +43,7 @@ def test_import_splat_shows_points_with_attributes_and_material(addon, point_clo
     assert np.allclose(points["opacity"][:, 0], arrays["opacities"])
     assert np.allclose(points["scale"], arrays["scales"])
     assert np.allclose(points["rotation"], arrays["quats"], atol=1e-6)
-    # The radius holds 3.33 sigma of the widest axis inside EEVEE's diamond, widened a little by
+    # The radius holds 3.33 sigma of the widest axis, widened a little by
     # the screen blur (display/modifier.py).
     stored = submodule("display.attributes").point_radius(arrays["scales"])
     assert np.all(points["radius"][:, 0] >= stored * (1 - 1e-6))
