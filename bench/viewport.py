@@ -8,13 +8,15 @@ and rendered by Blender at reference camera 0 (320x240), two ways in the same ru
 Each is compared (PSNR) with photo A and with the backend's own render at that camera (CPU
 torch renderer, run in the backend's Python: bpy and torch never share a process).
 Engine: Cycles on the CPU at 1 sample (the Gaussian material is deterministic per ray; EEVEE's
-software GL here takes many minutes for a transparent 440k render; pass --eevee to add one).
-Solid mode (Workbench) is rendered once too. The viewport density control is measured on the viewport depsgraph (points kept, seconds).
+software GL is slow: --eevee adds sorted renders, 1 sample, at camera 0 and at the flythrough's
+middle camera; --dithered-samples N adds the viewport's dithered order at N samples).
+Solid mode (Workbench) is rendered once too. The viewport density control is measured on the
+viewport depsgraph (points kept, seconds to evaluate); renders always keep every Gaussian.
 
     .venv/bin/videoscene-backend run --image-a samples/view_a.jpg --image-b samples/view_b.jpg \\
         --out /tmp/display_demo --frames 2 --no-refine
     .venv/bin/python build_addon.py --vendor-only
-    nice -n 10 .venv/bin/python bench/viewport.py --scene /tmp/display_demo
+    nice -n 10 .venv/bin/python bench/viewport.py --scene /tmp/display_demo --eevee
 
 Prints one final JSON line {"bench": "viewport", "gaussians", "spheres_psnr_photo",
 "spheres_psnr_backend", "gaussians_psnr_photo", "gaussians_psnr_backend",
@@ -155,7 +157,10 @@ def main() -> None:
     parser.add_argument("--scene", type=Path, default=Path("/tmp/display_demo"))
     parser.add_argument("--photo", type=Path, default=ROOT / "samples" / "view_a.jpg")
     parser.add_argument("--out", type=Path, default=None, help="keep the renders here")
-    parser.add_argument("--eevee", action="store_true", help="also an EEVEE sorted render")
+    parser.add_argument("--eevee", action="store_true", help="also EEVEE sorted renders")
+    parser.add_argument(
+        "--dithered-samples", type=int, default=0, help="also EEVEE dithered at these samples"
+    )
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="viewport-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -202,6 +207,14 @@ def main() -> None:
         scene.camera.matrix_world = Matrix(
             cameras.opencv_to_blender_c2w(np.array(camera["c2w"])).tolist()
         )
+        display.set_sorted(obj, False)
+    if args.dithered_samples:  # the viewport's order, Blender's default 1.5 px filter
+        scene.render.engine = compat.eevee_engine()
+        scene.eevee.taa_render_samples = args.dithered_samples
+        scene.render.filter_size = 1.5
+        image, figures["eevee_dithered_s"] = render(folder, "eevee_dithered")
+        figures["eevee_dithered_samples"] = args.dithered_samples
+        figures["eevee_dithered_psnr_backend"] = psnr(image, reference)
         scene.render.engine = "CYCLES"
     display.set_colours_match_backend(scene, False)  # the old display showed linear light
     # Solid mode (Workbench, flat light, material colour, Standard view): the mean colour.

@@ -228,4 +228,5 @@ def test_solid_mode_shows_what_workbench_can(addon, tmp_path):
     weights = arrays["opacities"][:, None]
     expected = (arrays["colors"] * weights).sum(axis=0) / weights.sum()
     assert covered.mean() > 0.5
-    assert np.allclose(image[covered].mean(axis=0), expected, atol=0.02)
+    # the median: Workbench 4.2 leaves a few white pixels at the points' rims
+    assert np.allclose(np.median(image[covered], axis=0), expected, atol=0.02)
