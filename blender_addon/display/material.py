@@ -154,13 +154,22 @@ def gaussian_group() -> bpy.types.NodeTree:
     return group
 
 
+def _uses_gaussian_group(material: bpy.types.Material) -> bool:
+    tree = material.node_tree
+    return tree is not None and any(
+        node.type == "GROUP" and node.node_tree is not None and node.node_tree.name == GROUP_NAME
+        for node in tree.nodes
+    )
+
+
 def gaussian_material(sorted_order: bool) -> bpy.types.Material:
     """The Dithered or the Blended (sorted) splat material, made once per file."""
     name = SORTED_MATERIAL if sorted_order else DITHERED_MATERIAL
     material = bpy.data.materials.get(name)
-    if material is not None:
+    if material is not None and _uses_gaussian_group(material):
         return material
-    material = bpy.data.materials.new(name)
+    # A file from an older add-on keeps its sphere material under this name: rebuilt in place.
+    material = material or bpy.data.materials.new(name)
     if material.node_tree is None:  # before 5.0 new materials have no node tree yet
         material.use_nodes = True
     material.node_tree.nodes.clear()

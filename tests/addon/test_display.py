@@ -230,3 +230,15 @@ def test_solid_mode_shows_what_workbench_can(addon, tmp_path):
     assert covered.mean() > 0.5
     # the median: Workbench 4.2 leaves a few white pixels at the points' rims
     assert np.allclose(np.median(image[covered], axis=0), expected, atol=0.02)
+
+
+def test_an_older_files_sphere_material_is_rebuilt(addon):
+    """A .blend saved by the add-on before the Gaussian display holds an emission-only
+    "VideoScene Splat" material: importing a splat rebuilds it rather than reusing it."""
+    material = submodule("display.material")
+    old = bpy.data.materials.new(material.DITHERED_MATERIAL)
+    if old.node_tree is None:
+        old.use_nodes = True
+    display_scene(addon, splat_in_view(count=10, seed=3))
+    assert bpy.data.materials[material.DITHERED_MATERIAL] == old
+    assert material._uses_gaussian_group(old) and old.surface_render_method == "DITHERED"
