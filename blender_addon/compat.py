@@ -60,10 +60,6 @@ def temp_override(context: bpy.types.Context, **kwargs: Any) -> Any:
 
 
 # -- Point clouds -----------------------------------------------------------------------------
-POINTS_NODE_GROUP = "VideoScene Mesh to Points"
-POINTS_MODIFIER = "VideoScene Points"
-
-
 def can_convert_to_point_cloud() -> bool:
     """True where object.convert offers target POINTCLOUD (Blender 4.5+)."""
     target = bpy.ops.object.convert.get_rna_type().properties["target"]
@@ -71,19 +67,16 @@ def can_convert_to_point_cloud() -> bool:
 
 
 def make_point_cloud(
-    context: bpy.types.Context,
-    obj: bpy.types.Object,
-    material: bpy.types.Material,
-    convert: bool | None = None,
+    context: bpy.types.Context, obj: bpy.types.Object, convert: bool | None = None
 ) -> bpy.types.Object:
-    """Show a vertex-only mesh object (one vertex per point, POINT attributes, a "radius"
-    attribute) as a point cloud with `material`, keeping every attribute.
+    """Make a vertex-only mesh object (one vertex per point, POINT attributes) a point cloud,
+    keeping every attribute.
 
     Point clouds cannot be resized from Python, so a mesh is how Blender lets us fill one fast.
     Blender 4.5+ converts the object in place to a POINTCLOUD object. Before 4.5 (or with
-    convert=False) the object stays a mesh and a Geometry Nodes modifier (Mesh to Points, radius
-    from the attribute, the material) makes the same points when evaluated; its mesh still holds
-    the attributes, so readers use `obj.data.attributes` on both paths.
+    convert=False) the object stays a mesh and the display modifier (display/modifier.py) makes
+    the points from its vertices when evaluated; its mesh still holds the attributes, so readers
+    use `obj.data.attributes` on both paths.
     """
     if convert is None:
         convert = can_convert_to_point_cloud()
@@ -101,36 +94,11 @@ def make_point_cloud(
             raise RuntimeError(f"object.convert(target='POINTCLOUD') returned {result}")
         if mesh.users == 0:  # the conversion leaves the source mesh orphaned
             bpy.data.meshes.remove(mesh)
-    else:
-        modifier = obj.modifiers.new(POINTS_MODIFIER, "NODES")
-        modifier.node_group = _points_node_group(material)
-    obj.data.materials.append(material)
     return obj
 
 
-def _points_node_group(material: bpy.types.Material) -> bpy.types.NodeTree:
-    """Mesh to Points with the radius from the "radius" attribute, then Set Material (shared
-    by every splat that uses `material`; the other attributes propagate to the points)."""
-    name = f"{POINTS_NODE_GROUP} ({material.name})"
-    group = bpy.data.node_groups.get(name)
-    if group is not None and group.bl_idname == "GeometryNodeTree":
-        return group
-    group = bpy.data.node_groups.new(name, "GeometryNodeTree")
-    group.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
-    group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-    nodes, links = group.nodes, group.links
-    group_in, group_out = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
-    to_points = nodes.new("GeometryNodeMeshToPoints")
-    to_points.mode = "VERTICES"
-    radius = nodes.new("GeometryNodeInputNamedAttribute")
-    radius.data_type = "FLOAT"
-    radius.inputs["Name"].default_value = "radius"
-    set_material = nodes.new("GeometryNodeSetMaterial")
-    set_material.inputs["Material"].default_value = material
-    links.new(group_in.outputs[0], to_points.inputs["Mesh"])
-    links.new(radius.outputs["Attribute"], to_points.inputs["Radius"])
-    links.new(to_points.outputs["Points"], set_material.inputs["Geometry"])
-    links.new(set_material.outputs["Geometry"], group_out.inputs[0])
-    for index, node in enumerate((group_in, radius, to_points, set_material, group_out)):
-        node.location = (200.0 * index, 0.0)
-    return group
+def eevee_engine() -> str:
+    """EEVEE's render engine id: 'BLENDER_EEVEE_NEXT' from 4.2 until it took the old name back
+    ('BLENDER_EEVEE', 5.0), read from the engine list rather than guessed from the version."""
+    engines = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
+    return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in engines else "BLENDER_EEVEE"

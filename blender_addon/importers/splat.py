@@ -2,12 +2,15 @@
 
 Everything goes through numpy + foreach_set/foreach_get (no per-point Python loops): half a
 million Gaussians import in well under a second. Every point carries, as POINT attributes:
-- for display: "color" (RGBA: the SH DC colour clipped to 0..1, alpha = opacity), "opacity",
-  "scale", "rotation" (unit quaternion wxyz) and "radius" (the viewport point size);
+- the linear values: "color" (RGBA: the SH DC colour clipped to 0..1, alpha = opacity),
+  "opacity", "scale", "rotation" (unit quaternion wxyz) and "radius" (the point size);
+- what the Gaussian display reads (display/attributes.py): "gs_color", "gs_axis_x/y/z",
+  "gs_variance";
 - the 3DGS parameters, exactly as a PLY file had them (else derived from the linear values):
   "f_dc", "f_rest_0".. (when present), "opacity_logit", "log_scale", "rot".
 The point cloud is made by compat.make_point_cloud (a real point cloud on Blender 4.5+, a mesh
-with a Mesh to Points modifier before), so attributes are read from `obj.data.attributes`.
+before, made points by the display modifier), so attributes are read from `obj.data.attributes`;
+display.show_gaussians gives it the Gaussian material and the display modifier.
 """
 
 from __future__ import annotations
@@ -17,18 +20,15 @@ from collections.abc import Mapping
 import bpy
 import numpy as np
 
-from .. import compat
+from .. import compat, display
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ..display.attributes import display_attributes, point_radius
 from .ply import F_REST, gs_parameters
 from .rollback import removed_on_error
 
 SPLAT_FIELDS = {"means": 3, "quats": 4, "scales": 3, "opacities": 0, "colors": 3}
 # Optional: the 3DGS parameters as read from a file (f_rest has any number of columns).
 GS_FIELDS = {"f_dc": 3, "opacity_logit": 0, "log_scale": 3, "rot": 4}
-MATERIAL_NAME = "VideoScene Splat"
-# Viewport radius = this many standard deviations of the Gaussian's mean scale (keeps spheres
-# small enough that neighbours don't swallow each other).
-RADIUS_SIGMAS = 1.0
 # Attribute name -> (data type, foreach key, width) of what a splat point carries.
 DISPLAY_ATTRIBUTES = {
     "color": ("FLOAT_COLOR", "color", 4),
@@ -111,10 +111,16 @@ def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
         "opacity": opacities,
         "scale": scales,
         "rotation": arrays["quats"],
-        "radius": RADIUS_SIGMAS * scales.mean(axis=1),
+        "radius": point_radius(scales),
     }
     for attribute, values in display.items():
         _add_attribute(mesh, attribute, DISPLAY_ATTRIBUTES[attribute], values)
+    gaussians = display_attributes(arrays["quats"], scales, opacities, arrays["colors"])
+    for attribute, values in gaussians.items():
+        kind = (
+            ("FLOAT_COLOR", "color", 4) if values.shape[1] == 4 else ("FLOAT_VECTOR", "vector", 3)
+        )
+        _add_attribute(mesh, attribute, kind, values)
     gs = gs_parameters(arrays)
     for attribute, spec in GS_ATTRIBUTES.items():
         _add_attribute(mesh, attribute, spec, gs[attribute])
@@ -123,26 +129,6 @@ def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
             _add_attribute(mesh, f"f_rest_{index}", ("FLOAT", "value", 1), gs["f_rest"][:, index])
     mesh.update()
     return mesh
-
-
-def splat_material() -> bpy.types.Material:
-    """Colours points by their "color" attribute (shared by every imported splat)."""
-    material = bpy.data.materials.get(MATERIAL_NAME)
-    if material is not None:
-        return material
-    material = bpy.data.materials.new(MATERIAL_NAME)
-    if material.node_tree is None:  # before 5.0 new materials have no node tree yet
-        material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    attribute = nodes.new("ShaderNodeAttribute")
-    attribute.attribute_name = "color"
-    emission = nodes.new("ShaderNodeEmission")
-    output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(attribute.outputs["Color"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    material.diffuse_color = (0.8, 0.8, 0.8, 1.0)
-    return material
 
 
 def import_splat(
@@ -163,7 +149,8 @@ def import_splat(
         if parent is not None:
             obj.parent = parent
         try:
-            return compat.make_point_cloud(context, obj, splat_material(), convert=convert)
+            compat.make_point_cloud(context, obj, convert=convert)
+            return display.show_gaussians(obj, arrays["colors"], arrays["opacities"])
         except Exception as exc:
             raise VideoSceneError(
                 ErrorCode.INTERNAL,

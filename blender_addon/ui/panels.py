@@ -62,6 +62,43 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.operator("videoscene.release_gpu", icon="MEMORY")
     layout.operator("videoscene.keyframe_flythrough", icon="CAMERA_DATA")
     _draw_status(layout, state)
+    draw_splat_display(layout, context)
+
+
+def draw_splat_display(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """The active splat's display: order, viewport density, colours (display/)."""
+    from .. import display
+    from ..display.modifier import display_modifier, input_identifier
+
+    obj = context.active_object
+    modifier = display_modifier(obj) if obj is not None else None
+    if modifier is None:
+        return
+    box = layout.box()
+    box.label(text=f"Splat Display: {obj.name}", icon="POINTCLOUD_DATA")
+    sorted_order = display.is_sorted(obj)
+    box.label(
+        text="Order: Sorted for the camera (blended)"
+        if sorted_order
+        else "Order: Dithered (any view, converges with samples)",
+        icon="SORTSIZE" if sorted_order else "STICKY_UVS_DISABLE",
+    )
+    row = box.row(align=True)
+    row.operator(
+        "videoscene.splat_order", text="Dithered", depress=not sorted_order
+    ).sorted_order = False
+    row.operator("videoscene.splat_order", text="Sorted", depress=sorted_order).sorted_order = True
+    box.prop(
+        modifier, f'["{input_identifier(modifier, "Viewport Every")}"]', text="Viewport: Every k-th"
+    )
+    if display.colours_match_backend(context.scene):
+        box.label(text="Colours: as the backend blends them (Raw view)", icon="CHECKMARK")
+        box.operator("videoscene.splat_colours", text="Use Standard View").match = False
+    else:
+        view = context.scene.view_settings.view_transform
+        box.label(text=f"Colours: {view} view, linear blending", icon="INFO")
+        box.operator("videoscene.splat_colours", text="Match the Backend (Raw View)").match = True
+    box.operator("videoscene.splat_render_settings", icon="RENDER_STILL")
 
 
 def draw_advanced(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:

@@ -1,0 +1,107 @@
+"""How a splat shows in Blender: the Gaussians themselves, in EEVEE, Cycles and Solid mode.
+
+- attributes.py: the per-point attributes the display reads (numpy, from the splat arrays);
+- material.py: the material that evaluates each Gaussian along the view ray;
+- modifier.py: the Geometry Nodes modifier (points, screen blur, radius, sort, density);
+- solid.py: the colours Solid mode (Workbench) shows.
+importers/splat.py gives every splat this display (built scenes and PLYs from any tool); the
+display writes only its own attributes, so the exported PLY is the imported one.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import modifier
+from .attributes import srgb_to_linear
+from .material import gaussian_material
+
+
+def show_gaussians(
+    obj: bpy.types.Object, colors: np.ndarray, opacities: np.ndarray
+) -> bpy.types.Object:
+    """Give a splat object (a point cloud, or a mesh of its points) the Gaussian display.
+
+    Solid mode (Workbench) draws a point cloud in its material's viewport colour only: neither
+    per-point material indices nor colour attributes (VERTEX) reach it on 4.2 or 5.0, so the
+    best it shows is the splat's mean colour (opacity-weighted), set on the shared materials
+    by the latest import."""
+    data_materials = obj.data.materials
+    data_materials.clear()
+    data_materials.append(gaussian_material(sorted_order=False))
+    weights = np.asarray(opacities, dtype=np.float64)[:, None]
+    mean = (np.clip(colors, 0.0, 1.0) * weights).sum(axis=0) / max(weights.sum(), 1e-12)
+    for sorted_order in (False, True):
+        gaussian_material(sorted_order).diffuse_color = (*srgb_to_linear(mean).tolist(), 1.0)
+    modifier.add_display_modifier(obj)
+    obj.visible_shadow = False  # emissive Gaussians light nothing and cast nothing
+    return obj
+
+
+def is_sorted(obj: bpy.types.Object) -> bool:
+    return bool(modifier.get_input(obj, "Sorted"))
+
+
+def set_sorted(obj: bpy.types.Object, value: bool) -> None:
+    modifier.set_input(obj, "Sorted", bool(value))
+
+
+def set_viewport_every(obj: bpy.types.Object, every: int) -> None:
+    modifier.set_input(obj, "Viewport Every", max(1, int(every)))
+
+
+# -- colour ---------------------------------------------------------------------------------
+# 3DGS composites display-referred sRGB values; Blender composites scene-linear light and then
+# applies the view transform. Only a view that passes values through unchanged (Raw) with the
+# Gaussians emitting their sRGB values reproduces the backend's composite exactly (the alpha
+# falloff of an edge then blends as 3DGS blends it). The other choice emits linear light, right
+# for opaque interiors under the Standard view, but edges and thin layers come out wider and
+# brighter (the sRGB curve is applied after blending). Changing the view is the user's choice,
+# made by an explicit button; the material follows it.
+MATCH_VIEW = "Raw"
+
+
+def colours_match_backend(scene: bpy.types.Scene) -> bool:
+    """True when the scene's view and the splat material both composite as 3DGS does."""
+    return scene.view_settings.view_transform == MATCH_VIEW and _display_referred() > 0.5
+
+
+def _display_referred() -> float:
+    from .material import DISPLAY_REFERRED_NODE, gaussian_group
+
+    return gaussian_group().nodes[DISPLAY_REFERRED_NODE].outputs[0].default_value
+
+
+def set_colours_match_backend(scene: bpy.types.Scene, match: bool) -> None:
+    """Match: the Raw view (no look, exposure 0, gamma 1) and sRGB-valued Gaussians. Otherwise
+    the Standard view and linear-light Gaussians. Called only on the user's request."""
+    from .material import DISPLAY_REFERRED_NODE, gaussian_group
+
+    view = scene.view_settings
+    view.view_transform = MATCH_VIEW if match else "Standard"
+    view.look, view.exposure, view.gamma = "None", 0.0, 1.0
+    gaussian_group().nodes[DISPLAY_REFERRED_NODE].outputs[0].default_value = float(match)
+
+
+# -- render settings -----------------------------------------------------------------------
+# EEVEE samples at which the dithered display converges to the blended result (each sample
+# keeps or drops every Gaussian at random with its alpha).
+DITHERED_SAMPLES = 64
+# Cycles: a ray crosses one sphere per Gaussian it passes; layered splats need many transparent
+# bounces, and Russian roulette (which stops dim paths at random) would only add noise.
+CYCLES_TRANSPARENT_BOUNCES = 1024
+
+
+def set_render_settings(scene: bpy.types.Scene) -> None:
+    """EEVEE samples and Cycles transparency for splats (the user's button, never automatic)."""
+    scene.eevee.taa_render_samples = max(scene.eevee.taa_render_samples, DITHERED_SAMPLES)
+    set_cycles_transparency(scene)
+
+
+def set_cycles_transparency(scene: bpy.types.Scene) -> None:
+    cycles = getattr(scene, "cycles", None)
+    if cycles is None:  # Cycles disabled
+        return
+    cycles.transparent_max_bounces = CYCLES_TRANSPARENT_BOUNCES
+    cycles.min_transparent_bounces = CYCLES_TRANSPARENT_BOUNCES

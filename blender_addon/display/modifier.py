@@ -1,0 +1,204 @@
+"""The display modifier: one Geometry Nodes group on every splat object, on both point-cloud paths.
+
+Mesh (Blender 4.2-4.4 path) -> Mesh to Points; a point cloud (4.5+) passes through. Then:
+- viewport density: in the viewport only every k-th Gaussian is kept (renders keep all);
+- "gs_blur" per point: the backend's screen blur (gsplat's eps2d, 0.3 px^2 added to each
+  projected covariance) as a world variance at the point's distance d from the scene camera,
+  0.3 (d * pixel angle)^2, where the pixel angle (the camera's radians per pixel) is driven
+  from the scene camera's lens and the render resolution;
+- the radius widened to cover that blur;
+- order: with "Sorted" on, the points are sorted far to near from the scene camera (Sort
+  Elements) and get the Blended material; otherwise the Dithered one.
+The camera is the scene's active camera, read relative to the splat (Object Info, Relative), so
+the sort follows it frame by frame with no Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+
+from .attributes import RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
+from .material import BLUR_ATTRIBUTE, gaussian_material
+
+GROUP_NAME = "VideoScene Splat Display"
+MODIFIER_NAME = "VideoScene Display"
+SCREEN_BLUR_PX2 = 0.3  # gsplat's eps2d (backend/render/torch_backend.py SCREEN_BLUR_PX2)
+# Modifier inputs: name -> (socket type, default, min, max, tooltip)
+INPUTS = {
+    "Sorted": ("NodeSocketBool", False, None, None, "Sort for the scene camera, blended"),
+    "Viewport Every": ("NodeSocketInt", 1, 1, 1000, "Show every k-th Gaussian in the viewport"),
+    "Pixel Angle": ("NodeSocketFloat", 0.001, 0.0, 1.0, "Radians per pixel of the camera"),
+}
+# The pixel angle of a camera with Auto sensor fit, as a driver's simple expression (evaluated
+# without Python, so it works where scripts may not auto-run).
+PIXEL_ANGLE_EXPRESSION = "sensor / (lens * max(res_x, res_y) * percent / 100)"
+PIXEL_ANGLE_VARIABLES = {
+    "sensor": "camera.data.sensor_width",
+    "lens": "camera.data.lens",
+    "res_x": "render.resolution_x",
+    "res_y": "render.resolution_y",
+    "percent": "render.resolution_percentage",
+}
+
+
+class _Builder:
+    def __init__(self, tree: bpy.types.NodeTree) -> None:
+        self.nodes, self.links = tree.nodes, tree.links
+
+    def node(self, kind: str, inputs: dict | None = None, **props):
+        node = self.nodes.new(kind)
+        for key, value in props.items():
+            setattr(node, key, value)
+        for key, value in (inputs or {}).items():
+            if isinstance(value, bpy.types.NodeSocket):
+                self.links.new(value, node.inputs[key])
+            else:
+                node.inputs[key].default_value = value
+        node.location = (200.0 * (len(self.nodes) % 10), -180.0 * (len(self.nodes) // 10))
+        return node
+
+    def math(self, operation: str, a, b=None):
+        inputs = {0: a} if b is None else {0: a, 1: b}
+        return self.node("ShaderNodeMath", inputs, operation=operation).outputs[0]
+
+
+def display_group() -> bpy.types.NodeTree:
+    group = bpy.data.node_groups.get(GROUP_NAME)
+    if group is not None and group.bl_idname == "GeometryNodeTree":
+        return group
+    group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
+    interface = group.interface
+    interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    for name, (kind, default, low, high, tip) in INPUTS.items():
+        socket = interface.new_socket(name, in_out="INPUT", socket_type=kind)
+        socket.default_value, socket.description = default, tip
+        if low is not None:
+            socket.min_value, socket.max_value = low, high
+    interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    b = _Builder(group)
+    given = b.node("NodeGroupInput")
+    parts = b.node("GeometryNodeSeparateComponents", {0: given.outputs["Geometry"]})
+    from_mesh = b.node("GeometryNodeMeshToPoints", {"Mesh": parts.outputs["Mesh"]}, mode="VERTICES")
+    join = b.node("GeometryNodeJoinGeometry")
+    b.links.new(parts.outputs["Point Cloud"], join.inputs[0])
+    b.links.new(from_mesh.outputs["Points"], join.inputs[0])
+    points = join.outputs[0]
+
+    # Viewport density: drop the points whose index is not a multiple of k, in the viewport.
+    index = b.node("GeometryNodeInputIndex").outputs[0]
+    skipped = b.node(
+        "FunctionNodeCompare",
+        {0: b.math("FLOORED_MODULO", index, given.outputs["Viewport Every"]), 1: 0.0},
+        data_type="FLOAT",
+        operation="NOT_EQUAL",
+    ).outputs[0]
+    drop = b.node(
+        "FunctionNodeBooleanMath",
+        {0: skipped, 1: b.node("GeometryNodeIsViewport").outputs[0]},
+        operation="AND",
+    ).outputs[0]
+    points = b.node(
+        "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": drop}, domain="POINT"
+    ).outputs[0]
+
+    # Screen blur and radius from the distance to the scene camera (in the splat's space).
+    camera = b.node("GeometryNodeInputActiveCamera").outputs[0]
+    camera_info = b.node("GeometryNodeObjectInfo", {"Object": camera}, transform_space="RELATIVE")
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+    distance = b.node(
+        "ShaderNodeVectorMath",
+        {0: position, 1: camera_info.outputs["Location"]},
+        operation="DISTANCE",
+    ).outputs["Value"]
+    footprint = b.math("MULTIPLY", distance, given.outputs["Pixel Angle"])
+    blur = b.math("MULTIPLY", b.math("MULTIPLY", footprint, footprint), SCREEN_BLUR_PX2)
+    points = b.node(
+        "GeometryNodeStoreNamedAttribute",
+        {"Geometry": points, "Name": BLUR_ATTRIBUTE, "Value": blur},
+        data_type="FLOAT",
+        domain="POINT",
+    ).outputs[0]
+    variance = b.node(
+        "GeometryNodeInputNamedAttribute", {"Name": VARIANCE_ATTRIBUTE}, data_type="FLOAT_VECTOR"
+    ).outputs["Attribute"]
+    axes = b.node("ShaderNodeSeparateXYZ", {0: variance})
+    widest = b.math("MAXIMUM", b.math("MAXIMUM", axes.outputs[0], axes.outputs[1]), axes.outputs[2])
+    sigma = b.math("SQRT", b.math("ADD", widest, blur))
+    radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS)
+    points = b.node("GeometryNodeSetPointRadius", {"Points": points, "Radius": radius}).outputs[0]
+
+    # Order and material.
+    sort_key = b.math("MULTIPLY", distance, -1.0)  # far first: blended points draw in order
+    points = b.node(
+        "GeometryNodeSortElements",
+        {"Geometry": points, "Selection": given.outputs["Sorted"], "Sort Weight": sort_key},
+        domain="POINT",
+    ).outputs[0]
+    material = b.node(
+        "GeometryNodeSwitch",
+        {
+            "Switch": given.outputs["Sorted"],
+            "False": gaussian_material(sorted_order=False),
+            "True": gaussian_material(sorted_order=True),
+        },
+        input_type="MATERIAL",
+    ).outputs[0]
+    points = b.node("GeometryNodeSetMaterial", {"Geometry": points, "Material": material}).outputs[
+        0
+    ]
+    b.links.new(points, b.node("NodeGroupOutput").inputs[0])
+    return group
+
+
+def input_identifier(modifier: bpy.types.Modifier, name: str) -> str:
+    """The modifier's key for the group input `name` (identifiers differ between versions)."""
+    for item in modifier.node_group.interface.items_tree:
+        if getattr(item, "in_out", None) == "INPUT" and item.name == name:
+            return item.identifier
+    raise KeyError(name)
+
+
+def display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier | None:
+    modifier = obj.modifiers.get(MODIFIER_NAME)
+    return modifier if modifier is not None and modifier.type == "NODES" else None
+
+
+def add_display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier:
+    modifier = display_modifier(obj) or obj.modifiers.new(MODIFIER_NAME, "NODES")
+    modifier.node_group = display_group()
+    _drive_pixel_angle(obj, modifier)
+    return modifier
+
+
+def _drive_pixel_angle(obj: bpy.types.Object, modifier: bpy.types.Modifier) -> None:
+    path = f'modifiers["{modifier.name}"]["{input_identifier(modifier, "Pixel Angle")}"]'
+    obj.driver_remove(path)
+    driver = obj.driver_add(path).driver
+    driver.type = "SCRIPTED"
+    for name, data_path in PIXEL_ANGLE_VARIABLES.items():
+        variable = driver.variables.new()
+        variable.name, variable.type = name, "SINGLE_PROP"
+        variable.targets[0].id_type = "SCENE"
+        variable.targets[0].id = bpy.context.scene
+        variable.targets[0].data_path = data_path
+    driver.expression = PIXEL_ANGLE_EXPRESSION
+
+
+def set_input(obj: bpy.types.Object, name: str, value) -> None:
+    modifier = display_modifier(obj)
+    modifier[input_identifier(modifier, name)] = value
+    obj.update_tag()
+
+
+def get_input(obj: bpy.types.Object, name: str):
+    modifier = display_modifier(obj)
+    return modifier[input_identifier(modifier, name)]
+
+
+def pixel_angle(scene: bpy.types.Scene) -> float:
+    """What the driver computes, for tests and the panel."""
+    camera, render = scene.camera.data, scene.render
+    size = max(render.resolution_x, render.resolution_y) * render.resolution_percentage / 100
+    return camera.sensor_width / (camera.lens * size) if math.isfinite(camera.lens) else 0.0
