@@ -18,6 +18,11 @@ class RenderOutput:
     images: torch.Tensor  # (N, H, W, 3) float32 in [0, 1]
     depth: torch.Tensor | None = None  # (N, H, W) expected depth (0 where empty)
     alpha: torch.Tensor | None = None  # (N, H, W)
+    # With return_info: what gsplat's densification strategies read (gsplat.strategy):
+    # "means2d" (N, G, 2) projected centres in the autograd graph, "radii" (N, G, 2) pixel
+    # radii (0 where culled), "gaussian_ids" (None: not packed),
+    # "width", "height", "n_cameras".
+    info: dict | None = None
 
 
 def render(
@@ -33,6 +38,7 @@ def render(
     backend: str = "auto",
     return_depth: bool = False,
     return_alpha: bool = False,
+    return_info: bool = False,
     sh_degree: int | None = None,
 ) -> RenderOutput:
     """Render N cameras (OpenCV c2w in the splat frame, pixel K at width x height)."""
@@ -51,7 +57,23 @@ def render(
         c2w, K = c2w[None], K[None]
     degree = scene.sh_degree if sh_degree is None else min(sh_degree, scene.sh_degree)
     bg = torch.tensor(background, device=device, dtype=dtype)
-    return renderer(scene, c2w, K, width, height, bg, near, far, degree, return_depth, return_alpha)
+    out = renderer(
+        scene,
+        c2w,
+        K,
+        width,
+        height,
+        bg,
+        near,
+        far,
+        degree,
+        return_depth,
+        return_alpha,
+        want_info=return_info,
+    )
+    if out.info is not None:
+        out.info.update(width=width, height=height, n_cameras=len(c2w))
+    return out
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

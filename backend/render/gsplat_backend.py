@@ -20,13 +20,14 @@ def render_gsplat(
     sh_degree,
     want_depth,
     want_alpha,
+    want_info=False,
 ):
     from gsplat import rasterization
 
     from . import RenderOutput
 
     viewmats = torch.linalg.inv(c2w)
-    colors, alphas, _ = rasterization(
+    colors, alphas, meta = rasterization(
         scene.means,
         scene.quats,
         scene.scales,
@@ -48,4 +49,5 @@ def render_gsplat(
         images=colors[..., :3].clamp(0, 1),
         depth=colors[..., 3] if want_depth else None,
         alpha=alphas[..., 0] if want_alpha else None,
+        info={k: meta[k] for k in ("means2d", "radii", "gaussian_ids")} if want_info else None,
     )

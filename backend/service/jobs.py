@@ -92,6 +92,7 @@ class JobContextImpl:
     ) -> None:
         self.job_id = job.job_id
         self.work_dir = work_dir
+        self.jobs_dir = work_dir.parent  # work_dir is jobs/.<id>.partial
         self.models = models
         self.scenes = scenes
         self.checkpoints_dir = checkpoints_dir
