@@ -13,7 +13,9 @@ settings (fit_job.CPU_DEFAULTS: the params' null on a CPU):
 Reported for prior, fitted and control, same run: PSNR at the path cameras and at the held-out
 cameras (all pixels; black counts as wrong), black fraction along the path (alpha < 0.5),
 Gaussians, fit seconds and CPU seconds. `--eval-stride N` evaluates every N-th path camera
-(all by default; rendering a few hundred thousand Gaussians takes seconds per view on a CPU).
+(all by default; rendering a few hundred thousand Gaussians takes seconds per view on a CPU);
+`--photo-scale S` builds the prior from the photos resized by S (fewer Gaussians, cheaper
+renders on a busy machine; the reference cameras scale with them).
 One final JSON line with the figures, `targets` and `targets_met`.
 """
 
@@ -180,8 +182,13 @@ def fit(scene, data: dict, read_frame) -> tuple:
     }
 
 
-def run_scene(folder: Path, stride: int) -> dict:
+def run_scene(folder: Path, stride: int, photo_scale: float) -> dict:
     data = load(folder)
+    if photo_scale != 1.0:
+        data["photos"] = [
+            cv2.resize(p, None, fx=photo_scale, fy=photo_scale, interpolation=cv2.INTER_AREA)
+            for p in data["photos"]
+        ]
     scene = StereoPrior().build(data["photos"], data["fov"], lambda *_: None, lambda: None)
     width, height = data["size"]
     c2w, files = data["path"]
@@ -202,12 +209,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval-stride", type=int, default=1)
     parser.add_argument("--scenes", nargs="*", default=list(SCENES))
+    parser.add_argument("--photo-scale", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(2)
     folder = scenes_dir(args.scenes)
     results = {}
     for name in args.scenes:
-        results[name] = run_scene(folder / name, args.eval_stride)
+        results[name] = run_scene(folder / name, args.eval_stride, args.photo_scale)
         print(json.dumps({name: results[name]}), file=sys.stderr, flush=True)
     gains = [r["fitted"]["psnr_heldout"] - r["prior"]["psnr_heldout"] for r in results.values()]
     control = [r["control"]["psnr_heldout"] - r["prior"]["psnr_heldout"] for r in results.values()]
@@ -227,6 +235,7 @@ def main() -> None:
                 "bench": "fit_quality",
                 "frames": FRAMES,
                 "eval_stride": args.eval_stride,
+                "photo_scale": args.photo_scale,
                 "scenes": {
                     n: {k: {x: y for x, y in v.items() if x != "fit"} for k, v in r.items()}
                     for n, r in results.items()
