@@ -1,7 +1,8 @@
 """`videoscene-backend run`: the main job end to end without Blender, through the real protocol.
 
 Two photos -> build_scene -> the default flythrough between the reference cameras ->
-render_video -> frames/, coarse/, scene.ply, video.mp4 and result.json in the output folder.
+render_video -> frames/, coarse/, scene.ply, video.mp4 and result.json in the output folder;
+with --fit, then fit_scene on that render -> scene_fitted.ply.
 Without --address it starts a backend in this process on a free loopback port.
 """
 
@@ -23,7 +24,7 @@ from videoscene_protocol.client import (
     StateEvent,
 )
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
-from videoscene_protocol.params import BUILD_SCENE, MAX_CAMERAS, RENDER_VIDEO
+from videoscene_protocol.params import BUILD_SCENE, FIT_SCENE, MAX_CAMERAS, RENDER_VIDEO
 
 from .param_flags import add_param_flags, params_from_flags
 from .paths import checkpoints_dir
@@ -51,6 +52,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     add_param_flags(parser, BUILD_SCENE)
     add_param_flags(parser, RENDER_VIDEO, skip=("scene_id",))
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="after the render, fit a new scene to its frames (fit_scene) -> scene_fitted.ply",
+    )
+    add_param_flags(parser, FIT_SCENE, skip=("scene_id", "render_job"))
     parser.add_argument(
         "--address", default=None, help="use a running backend instead of starting one"
     )
@@ -125,6 +132,22 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
         "fps": args.fps,
         "backend_job_dirs": {"build_scene": scene.job_dir, "render_video": video.job_dir},
     }
+    if args.fit:
+        print("Fitting a new scene to the video ...", flush=True)
+        fit_params = {**params_from_flags(args, FIT_SCENE), "render_job": render_id}
+        fitted = client.wait(client.submit("fit_scene", fit_params), JOB_TIMEOUT_S, _print_progress)
+        (out / "scene_fitted.ply").write_bytes(fitted.blobs["scene.ply"])
+        fit = fitted.meta["fit"]
+        print(
+            f"  {fitted.meta['num_gaussians']} Gaussians ({fit['seeded_gaussians']} seeded), "
+            f"PSNR {fit['psnr_start_db']} -> {fit['psnr_end_db']} dB on its views",
+            flush=True,
+        )
+        summary["fitted_scene"] = {
+            k: fitted.meta[k]
+            for k in ("scene_id", "parent_scene", "source", "num_gaussians", "fit")
+        }
+        summary["backend_job_dirs"]["fit_scene"] = fitted.job_dir
     (out / "result.json").write_text(json.dumps(summary, indent=1))
     if video.meta.get("refined"):
         print("Refined with the video model.")
@@ -214,7 +237,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         client.connect()
         run_main_job(client, args)
-        print(f"Wrote frames/, coarse/, scene.ply, video.mp4 and result.json to {args.out}")
+        fitted = ", scene_fitted.ply" if args.fit else ""
+        print(f"Wrote frames/, coarse/, scene.ply{fitted}, video.mp4 and result.json to {args.out}")
         return 0
     except VideoSceneError as error:
         print(f"error: {error.message}\nhint: {error.hint}", file=sys.stderr)

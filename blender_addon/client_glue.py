@@ -43,7 +43,12 @@ POLL_INTERVAL_S = 0.1
 LOCAL_KEYS = "local-keys"
 LOCAL_CLIENT = "blender"
 CONNECT_SLICE_S = 0.05  # one connect attempt per step, short enough to keep the UI fluid
-JOB_LABELS = {"build_scene": "Build", "load_scene": "Re-send scene", "render_video": "Video"}
+JOB_LABELS = {
+    "build_scene": "Build",
+    "load_scene": "Re-send scene",
+    "render_video": "Video",
+    "fit_scene": "Rebuild",
+}
 
 ResultHandler = Callable[[Any, "PendingJob"], None]
 ErrorHandler = Callable[[VideoSceneError, "PendingJob"], bool]

@@ -1,4 +1,5 @@
-"""Build Scene and Generate Video: what to send, and what to do with the results.
+"""Build Scene, Generate Video and Rebuild Scene from Video: what to send, and what to do with
+the results.
 
 Operators call start_build / start_render; the result handlers run inside client_glue.step()
 (main thread) and change the Blender scene.
@@ -19,7 +20,7 @@ from mathutils import Matrix
 from . import camera_path, preferences
 from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
+from ._vendor.videoscene_protocol.params import BUILD_SCENE, ID_PATTERN, RENDER_VIDEO
 from .bug_report import unexpected_error
 from .client_glue import SESSION, PendingJob, scene_folder
 from .compat import is_animated
@@ -33,6 +34,9 @@ EMPTY_NAME = "VideoScene Scene"
 SCENE_ID_KEY = "videoscene_scene_id"
 PLY_KEY = "videoscene_ply"
 REFERENCE_KEY = "videoscene_reference_cameras"
+RENDER_JOB_KEY = "videoscene_render_job"  # the last render_video job of the empty's scene
+PARENT_KEY = "videoscene_parent_scene"
+SPLAT_KEY = "videoscene_splat_of"  # on a splat object: the scene id it shows
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -150,7 +154,8 @@ def import_build_result(context: bpy.types.Context, scene: bpy.types.Scene, resu
         empty[SCENE_ID_KEY] = scene_id
         empty[REFERENCE_KEY] = json.dumps(references)
         empty["videoscene_prior"] = str(meta.get("prior", ""))
-        import_splat(context, result.arrays, empty, collection)
+        splat = import_splat(context, result.arrays, empty, collection)
+        splat[SPLAT_KEY] = scene_id
         for index, reference in enumerate(references):
             _reference_camera(f"VideoScene Reference {index}", reference, empty, collection)
         scene.videoscene.scene_empty = empty
@@ -301,6 +306,9 @@ def start_render(context: bpy.types.Context, scene: bpy.types.Scene | None = Non
 
 def _stream_frames(job_id: str, job: PendingJob) -> None:
     """Receive the job's frames as its windows finish (video_stream.VideoStream)."""
+    empty = bpy.data.objects.get(job.data["empty"])
+    if empty is not None:  # what Rebuild Scene from Video fits to
+        empty[RENDER_JOB_KEY] = job_id
     folder = preferences.output_dir(preferences.get()) / job_id
     SESSION.streams[job_id] = VideoStream(
         job_id, job.scene_name, folder, job.data["path"], f"VideoScene {job_id[:8]}"
@@ -340,3 +348,89 @@ def _on_render_error(error: VideoSceneError, job: PendingJob) -> bool:
         )
     )
     return True
+
+
+# -- Rebuild Scene from Video ----------------------------------------------------------------
+def render_job_id(text: str) -> str:
+    """A render job's id, from the id itself or its folder (<output>/jobs/<id>, or the add-on's
+    <output>/<id> frame folder): the folder's name is the id."""
+    candidate = Path(text.strip()).name if text.strip() else ""
+    if not ID_PATTERN.fullmatch(candidate):
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_JOB,
+            f"{text!r:.80} names no render job.",
+            "Generate Video first, or give a render job's id or its folder.",
+        )
+    return candidate
+
+
+def start_fit(context: bpy.types.Context, render_job: str = "") -> None:
+    """Fit a new scene to a render's frames (the last Generate Video of the scene empty, or
+    the given job); the result replaces the splat under the same empty (_on_fit_result)."""
+    scene = context.scene
+    empty = scene.videoscene.scene_empty
+    if empty is None or SCENE_ID_KEY not in empty:
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_SCENE, "No VideoScene scene is built yet.", "Run Build Scene first."
+        )
+    job_id = render_job_id(render_job or str(empty.get(RENDER_JOB_KEY, "")))
+    SESSION.submit(
+        PendingJob(
+            "fit_scene",
+            scene.name,
+            on_result=_on_fit_result,
+            on_error=_on_render_error,  # unknown_scene: re-send the PLY and retry, as renders do
+            data={"empty": empty.name, "resent": False},
+            params={"scene_id": str(empty[SCENE_ID_KEY]), "render_job": job_id},
+        )
+    )
+
+
+def import_fit_result(context: bpy.types.Context, empty: bpy.types.Object, result: Any):
+    """Save the fitted PLY, hide the splat(s) shown so far under `empty` (kept, not deleted),
+    import the fitted splat under the same empty (so the path and the reference cameras stay
+    aligned) and point the empty at the new scene: Generate Video then renders from it."""
+    meta = result.meta
+    scene_id = str(meta["scene_id"])
+    ply = result.blobs.get("scene.ply")
+    if ply is None or not ID_PATTERN.fullmatch(scene_id):
+        raise VideoSceneError(
+            ErrorCode.BAD_MESSAGE,
+            "The fit result has no scene.ply or scene id.",
+            "Update the backend.",
+        )
+    folder = preferences.output_dir(preferences.get(context)) / "scenes" / scene_id
+    folder.mkdir(parents=True, exist_ok=True)
+    ply_path = folder / "scene.ply"
+    ply_path.write_bytes(ply)
+    shown = [c for c in empty.children if c.type != "CAMERA" and not c.hide_render]
+    with _import_failures(f"Importing the fitted scene ({ply_path})"), removed_on_error():
+        collection = _collection(context.scene)
+        splat = import_splat(
+            context, result.arrays, empty, collection, name="VideoScene Splat Fitted"
+        )
+        splat[SPLAT_KEY] = scene_id
+        context.view_layer.update()
+    for child in shown:  # after the import succeeded: a failed one leaves the scene as it was
+        child.hide_viewport = True
+        child.hide_render = True
+    empty[PARENT_KEY] = str(meta.get("parent_scene", empty[SCENE_ID_KEY]))
+    empty[SCENE_ID_KEY] = scene_id
+    empty[PLY_KEY] = str(ply_path)
+    return splat
+
+
+def _on_fit_result(result: Any, job: PendingJob) -> None:
+    empty = bpy.data.objects.get(job.data["empty"])
+    if empty is None:
+        raise VideoSceneError(
+            ErrorCode.UNKNOWN_SCENE,
+            "The scene empty the fit was for is gone.",
+            f"The fitted PLY is in the job's folder ({result.job_dir}); import it by hand.",
+        )
+    import_fit_result(bpy.context, empty, result)
+    fit = result.meta.get("fit", {})
+    bpy.context.window_manager.videoscene_state.status = (
+        f"Scene rebuilt: {result.meta.get('num_gaussians', '?')} Gaussians "
+        f"({fit.get('seeded_gaussians', '?')} new)"
+    )

@@ -424,8 +424,104 @@ RENDER_VIDEO = JobSpec(
     constraints=(Constraint(("near", "far"), lambda p: p["near"] < p["far"], "near < far"),),
 )
 
+FIT_SCENE = JobSpec(
+    "fit_scene",
+    "A scene and a video along known cameras -> a new scene fitted to the video (its own id).",
+    (
+        Param(
+            "scene_id",
+            "id",
+            None,
+            "The scene to start from (from build_scene, load_scene or an earlier fit)",
+            nullable=True,
+            null_doc="the scene the render job rendered (required when frames are sent)",
+            setting=False,
+        ),
+        Param(
+            "render_job",
+            "id",
+            None,
+            "A finished or interrupted render_video job of that scene: its frames and cameras",
+            nullable=True,
+            null_doc="the frames and cameras are sent in the message (arrays frames, c2w, K)",
+            setting=False,
+        ),
+        Param(
+            "video_frames",
+            "choice",
+            "auto",
+            "Which frames of the render job are the video",
+            label="Fit To",
+            choices=(
+                Choice("auto", "Auto", "The refined frames when the job has them, else coarse"),
+                Choice("refined", "Refined", "The video model's frames"),
+                Choice("coarse", "Coarse", "The coarse render (control: adds nothing new)"),
+            ),
+        ),
+        Param(
+            "iterations",
+            "int",
+            None,
+            "Optimisation steps (one view each)",
+            label="Fit Iterations",
+            minimum=1,
+            maximum=30000,
+            nullable=True,
+            null_doc="3000 on CUDA, 150 elsewhere",
+            manual_default=3000,
+        ),
+        Param(
+            "downscale",
+            "float",
+            None,
+            "The frames are fitted at their size divided by this",
+            label="Fit Downscale",
+            minimum=1.0,
+            maximum=16.0,
+            nullable=True,
+            null_doc="1 on CUDA, 4 elsewhere",
+            manual_default=1.0,
+        ),
+        Param(
+            "max_views",
+            "int",
+            None,
+            "Video frames the fit learns from at most (spread evenly, first and last included)",
+            label="Fit Views",
+            minimum=1,
+            maximum=MAX_CAMERAS,
+            nullable=True,
+            null_doc="every frame on CUDA, 7 elsewhere",
+            manual_default=49,
+        ),
+        Param(
+            "refine_prior",
+            "bool",
+            None,
+            "Optimise the scene's own Gaussians too (false: they stay, new ones fill the gaps)",
+            nullable=True,
+            null_doc="true on CUDA, false elsewhere",
+            setting=False,
+        ),
+        Param(
+            "use_photos",
+            "bool",
+            True,
+            "The scene's two reference photos are extra views (when the scene still has them)",
+        ),
+        Param(
+            "ssim_weight",
+            "float",
+            0.2,
+            "Weight of D-SSIM in the loss (the rest is L1)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    ),
+)
+
 JOB_SPECS: dict[str, JobSpec] = {
-    spec.kind: spec for spec in (BUILD_SCENE, LOAD_SCENE, RENDER_VIDEO)
+    spec.kind: spec for spec in (BUILD_SCENE, LOAD_SCENE, RENDER_VIDEO, FIT_SCENE)
 }
 
 

@@ -41,6 +41,7 @@ def job_context():
             models=ModelCache(),
             scenes=SceneStore(),
             checkpoints_dir=checkpoints_dir or work_dir / "no-checkpoints",
+            jobs_dir=work_dir.parent,
             progress=lambda stage, fraction, message="": events.append((stage, fraction, message)),
             check_cancelled=lambda: None,
             frames_ready=frames.append,

@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from ..scene.store import SceneStore
 
 # Progress stages, in pipeline order (docs/protocol.md lists them).
-STAGES = ("prior", "pose", "render", "encode", "denoise", "decode", "write")
+STAGES = ("prior", "pose", "render", "fit", "encode", "denoise", "decode", "write")
 
 
 @dataclass
 class JobRequest:
     job_id: str
-    kind: str  # "build_scene" | "load_scene" | "render_video"
+    kind: str  # "build_scene" | "load_scene" | "render_video" | "fit_scene"
     params: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)  # e.g. encoded images, PLY bytes
@@ -43,6 +43,7 @@ class JobOutput:
 class JobContext(Protocol):
     job_id: str
     work_dir: Path  # handler's files go here; the service moves it to jobs/<id>/ atomically
+    jobs_dir: Path  # the service's jobs/ folder: earlier jobs' folders (fit_scene reads them)
     models: ModelCache
     scenes: SceneStore
     checkpoints_dir: Path

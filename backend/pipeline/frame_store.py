@@ -4,6 +4,7 @@ Layout inside the job's folder (`<output>/jobs/<id>/`, or `jobs/.<id>.partial/` 
 runs):
 
     frames.json          {"format", "count", "width", "height", "kinds", "ready", ...}
+    cameras.npz          the path: scene_id, c2w (N, 4, 4), K (N, 3, 3) (read by fit_scene)
     coarse/000000.png    the coarse render at the requested size, one file per path frame
     refined/000000.png   the video model's frames (when the job refines)
 
@@ -34,6 +35,7 @@ from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import ID_PATTERN
 
 MANIFEST = "frames.json"
+PATH_CAMERAS = "cameras.npz"
 FRAME_KINDS = ("refined", "coarse")
 FORMAT = "png"
 PNG_LEVEL = 1  # zlib level (see above)
@@ -139,6 +141,21 @@ class FrameWriter:
     def _save_manifest(self) -> None:
         data = json.dumps(self.manifest.to_json(), indent=1).encode()
         _write_atomically(self.folder / MANIFEST, data)
+
+
+def write_path_cameras(folder: Path, scene_id: str, c2w: np.ndarray, K: np.ndarray) -> None:
+    """The cameras a render job's frames were made with, so a later fit can use them."""
+    temp = folder / f".{PATH_CAMERAS}.tmp"
+    with temp.open("wb") as file:
+        np.savez(file, scene_id=np.array(scene_id), c2w=c2w, K=K)
+    os.replace(temp, folder / PATH_CAMERAS)
+
+
+def read_path_cameras(folder: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """(scene_id, c2w, K) of a render job's folder; KeyError/OSError/ValueError when absent
+    or damaged."""
+    with np.load(folder / PATH_CAMERAS, allow_pickle=False) as data:
+        return str(data["scene_id"]), np.asarray(data["c2w"]), np.asarray(data["K"])
 
 
 # ---- the service's side: ranges for fetch_frames -------------------------------------------

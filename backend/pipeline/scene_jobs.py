@@ -14,6 +14,7 @@ from ..priors import select_prior
 from ..scene.gaussians import SH_C0
 from ..scene.ply import load_ply, ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
+from .frame_store import write_path_cameras
 from .images import decode_photo
 from .path_video import PathRequest, PathVideo, Refinement
 from .photo_meta import resolve_fovs
@@ -199,6 +200,7 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
     c2w = np.asarray(request.arrays["c2w"], dtype=np.float64)
     K = np.asarray(request.arrays["K"], dtype=np.float64)
     validate_cameras(c2w, K, width, height)
+    write_path_cameras(ctx.work_dir, params["scene_id"], c2w, K)
     path = PathRequest(
         c2w, K, width, height, tuple(params["background"]), params["near"], params["far"]
     )

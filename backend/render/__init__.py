@@ -25,6 +25,11 @@ class RenderOutput:
     images: torch.Tensor  # (N, H, W, 3) float32 in [0, 1]
     depth: torch.Tensor | None = None  # (N, H, W) expected depth (0 where empty)
     alpha: torch.Tensor | None = None  # (N, H, W)
+    # With return_info: what gsplat's densification strategies read (gsplat.strategy):
+    # "means2d" (N, G, 2) projected centres in the autograd graph, "radii" (N, G, 2) pixel
+    # radii (0 where culled), "gaussian_ids" (None: not packed),
+    # "width", "height", "n_cameras".
+    info: dict | None = None
 
 
 def render(
@@ -40,6 +45,7 @@ def render(
     backend: str = "auto",
     return_depth: bool = False,
     return_alpha: bool = False,
+    return_info: bool = False,
     sh_degree: int | None = None,
     check_cancelled: Callable[[], None] | None = None,
 ) -> RenderOutput:
@@ -49,6 +55,8 @@ def render(
     between tile batches and in the backward pass, so a job stops within one batch's time."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown render backend {backend!r} (use {', '.join(BACKENDS)})")
+    if return_info and backend == "numba":
+        raise ValueError("return_info needs a differentiable renderer (gsplat or torch)")
     device, dtype = scene.means.device, scene.means.dtype
     c2w = torch.as_tensor(c2w, device=device).to(dtype)
     K = torch.as_tensor(K, device=device).to(dtype)
@@ -57,7 +65,7 @@ def render(
     degree = scene.sh_degree if sh_degree is None else min(sh_degree, scene.sh_degree)
     bg = torch.tensor(background, device=device, dtype=dtype)
     if backend == "auto":
-        backend = _auto_backend(scene, c2w, K)
+        backend = _auto_backend(scene, c2w, K, return_info)
     if backend == "gsplat":
         from .gsplat_backend import render_gsplat as renderer
     elif backend == "numba":
@@ -66,7 +74,9 @@ def render(
             raise RuntimeError("the numba renderer is unavailable: pip install numba")
     else:
         from .torch_backend import render_torch as renderer
-    return renderer(
+    # The compiled renderer has no autograd graph, so no strategy info (auto never picks it then).
+    info_arg = {} if backend == "numba" else {"want_info": return_info}
+    out = renderer(
         scene,
         c2w,
         K,
@@ -78,8 +88,12 @@ def render(
         degree,
         return_depth,
         return_alpha,
+        **info_arg,
         check_cancelled=check_cancelled,
     )
+    if out.info is not None:
+        out.info.update(width=width, height=height, n_cameras=len(c2w))
+    return out
 
 
 def needs_gradients(scene: GaussianScene, *tensors: torch.Tensor) -> bool:
@@ -88,13 +102,16 @@ def needs_gradients(scene: GaussianScene, *tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
 
 
-def _auto_backend(scene: GaussianScene, c2w: torch.Tensor, K: torch.Tensor) -> str:
-    """gsplat on CUDA; on the CPU the compiled renderer unless a gradient is needed (it has no
-    backward) or numba is missing; the torch renderer otherwise (MPS, gradients)."""
+def _auto_backend(
+    scene: GaussianScene, c2w: torch.Tensor, K: torch.Tensor, return_info: bool = False
+) -> str:
+    """gsplat on CUDA; on the CPU the compiled renderer unless a gradient or the strategies'
+    info is needed (it has no backward) or numba is missing; the torch renderer otherwise."""
     if scene.means.is_cuda:
         return "gsplat"
     on_cpu = scene.means.device.type == "cpu"
-    if on_cpu and not needs_gradients(scene, c2w, K) and _compiled_renderer() is not None:
+    wants_graph = return_info or needs_gradients(scene, c2w, K)
+    if on_cpu and not wants_graph and _compiled_renderer() is not None:
         return "numba"
     return "torch"
 

@@ -50,6 +50,7 @@ def render_torch(
     sh_degree,
     want_depth,
     want_alpha,
+    want_info=False,
     *,
     check_cancelled: Callable[[], None] | None = None,
 ):
@@ -58,22 +59,30 @@ def render_torch(
     check = check_cancelled or _never_cancelled
     covars, _ = _quat_scale_to_covar_preci(scene.quats, scene.scales, compute_preci=False)
     viewmats = torch.linalg.inv(c2w)
+    # want_info: all views projected in one call, so that the strategies' means2d (C, N, 2)
+    # is the very tensor the compositing reads (its .grad is what they accumulate).
+    projected = (
+        _project(scene, covars, viewmats, K, width, height, near, far) if want_info else None
+    )
     images, depths, alphas = [], [], []
     for view in range(len(c2w)):
         check()
+        one = (
+            tuple(t[view : view + 1] for t in projected)
+            if projected is not None
+            else _project(
+                scene,
+                covars,
+                viewmats[view : view + 1],
+                K[view : view + 1],
+                width,
+                height,
+                near,
+                far,
+            )
+        )
         image, depth, alpha = _render_one(
-            scene,
-            covars,
-            viewmats[view],
-            c2w[view],
-            K[view],
-            width,
-            height,
-            background,
-            near,
-            far,
-            sh_degree,
-            check,
+            scene, one, c2w[view], width, height, background, sh_degree, check
         )
         images.append(image)
         depths.append(depth)
@@ -82,6 +91,9 @@ def render_torch(
         images=torch.stack(images),
         depth=torch.stack(depths) if want_depth else None,
         alpha=torch.stack(alphas) if want_alpha else None,
+        info={"means2d": projected[1], "radii": projected[0], "gaussian_ids": None}
+        if want_info
+        else None,
     )
 
 
@@ -89,21 +101,24 @@ def _never_cancelled() -> None:
     pass
 
 
-def _render_one(
-    scene, covars, viewmat, c2w, K, width, height, background, near, far, sh_degree, check
-):
+def _project(scene, covars, viewmats, K, width, height, near, far):
+    """(radii, means2d, depths, conics) of every Gaussian in C views, each (C, N, ...)."""
     radii, means2d, depths, conics, _ = _fully_fused_projection(
         scene.means,
         covars,
-        viewmat[None],
-        K[None],
+        viewmats,
+        K,
         width,
         height,
         eps2d=SCREEN_BLUR_PX2,
         near_plane=near,
         far_plane=far,
     )
-    radii, means2d, depths, conics = radii[0], means2d[0], depths[0], conics[0]
+    return radii, means2d, depths, conics
+
+
+def _render_one(scene, projected, c2w, width, height, background, sh_degree, check):
+    radii, means2d, depths, conics = (t[0] for t in projected)
     visible = torch.nonzero((radii > 0).all(dim=-1)).squeeze(1)
     empty = torch.zeros(height, width, dtype=scene.means.dtype, device=scene.means.device)
     if visible.numel() == 0:

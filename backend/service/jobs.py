@@ -97,6 +97,7 @@ class JobContextImpl:
         self.job_id = job.job_id
         self._disk_check = disk_check
         self.work_dir = work_dir
+        self.jobs_dir = work_dir.parent  # work_dir is jobs/.<id>.partial
         self.models = models
         self.scenes = scenes
         self.checkpoints_dir = checkpoints_dir

@@ -112,7 +112,7 @@ def _keep_only_frames(work_dir: Path) -> None:
     if work_dir.is_symlink() or not work_dir.is_dir():
         results.remove_path(work_dir)
         return
-    keep = {frame_store.MANIFEST, *frame_store.FRAME_KINDS}
+    keep = {frame_store.MANIFEST, frame_store.PATH_CAMERAS, *frame_store.FRAME_KINDS}
     has_frames = (work_dir / frame_store.MANIFEST).is_file()
     for path in work_dir.iterdir():
         if not has_frames or path.name not in keep or path.is_symlink():

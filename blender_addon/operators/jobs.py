@@ -1,4 +1,4 @@
-"""Build Scene, Generate Video, Cancel, Release GPU, Keyframe Flythrough, and an error reporter
+"""Build Scene, Generate Video, Rebuild Scene from Video, Cancel, Release GPU, Keyframe Flythrough, and an error reporter
 for asynchronous errors. Operators only submit work; client_glue finishes it. Every failure is
 shown as a VideoScene error with a hint (reporting.reports_errors)."""
 
@@ -34,6 +34,27 @@ class VIDEOSCENE_OT_generate_video(bpy.types.Operator):
     @reports_errors
     def execute(self, context: bpy.types.Context) -> set[str]:
         workflow.start_render(context)
+        return {"FINISHED"}
+
+
+class VIDEOSCENE_OT_rebuild_scene(bpy.types.Operator):
+    bl_idname = "videoscene.rebuild_scene"
+    bl_label = "Rebuild Scene from Video"
+    bl_description = (
+        "Fit a new scene to the frames of the last Generate Video (or the given render job) "
+        "on the backend; it replaces the splat under the same scene empty, the old one is "
+        "hidden, and later videos render from the new scene"
+    )
+
+    render_job: StringProperty(
+        name="Render Job",
+        description="A render job's id or folder (empty: the last Generate Video of this scene)",
+        default="",
+    )
+
+    @reports_errors
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        workflow.start_fit(context, self.render_job)
         return {"FINISHED"}
 
 
@@ -92,6 +113,7 @@ class VIDEOSCENE_OT_report(bpy.types.Operator):
 classes = (
     VIDEOSCENE_OT_build_scene,
     VIDEOSCENE_OT_generate_video,
+    VIDEOSCENE_OT_rebuild_scene,
     VIDEOSCENE_OT_keyframe_flythrough,
     VIDEOSCENE_OT_cancel,
     VIDEOSCENE_OT_release_gpu,

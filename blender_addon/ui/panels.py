@@ -57,6 +57,7 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row.scale_y = 1.3
     row.operator("videoscene.build_scene", icon="POINTCLOUD_DATA")
     row.operator("videoscene.generate_video", icon="RENDER_ANIMATION")
+    layout.operator("videoscene.rebuild_scene", icon="FILE_REFRESH")
     row = layout.row(align=True)
     row.operator("videoscene.cancel", icon="CANCEL")
     row.operator("videoscene.release_gpu", icon="MEMORY")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from videoscene_backend.cli import build_parser
 from videoscene_backend.param_flags import flag_name
-from videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
+from videoscene_protocol.params import BUILD_SCENE, FIT_SCENE, RENDER_VIDEO
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -27,7 +27,9 @@ def cli_commands() -> dict[str, argparse.ArgumentParser]:
 def test_every_command_and_flag_is_documented() -> None:
     rows, commands = documented_rows(), cli_commands()
     assert sorted(rows) == sorted(commands)
-    param_flags = {flag_name(p) for spec in (BUILD_SCENE, RENDER_VIDEO) for p in spec.params}
+    param_flags = {
+        flag_name(p) for spec in (BUILD_SCENE, RENDER_VIDEO, FIT_SCENE) for p in spec.params
+    }
     for name, command in commands.items():
         for action in command._actions:
             for flag in action.option_strings:

@@ -66,6 +66,9 @@ class ReplicaJobContext:
     ) -> None:
         self.job_id = job_id
         self.work_dir = work_dir
+        # The replica's scratch: render jobs' frames live on the front end, not here, so a
+        # fit_scene from a render job answers unknown_job on a pool (docs/pool.md).
+        self.jobs_dir = work_dir.parent
         self.models = models
         self.scenes = scenes
         self.checkpoints_dir = checkpoints_dir
