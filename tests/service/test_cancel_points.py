@@ -58,15 +58,15 @@ def test_the_torch_renderer_checks_per_frame_and_per_tile_batch(monkeypatch) -> 
     c2w, K = cameras(2, 96)
     counted = Stop()
     with torch.no_grad():
-        reference = render(scene(), c2w, K, 96, 96).images
-        checked = render(scene(), c2w, K, 96, 96, check_cancelled=counted).images
+        reference = render(scene(), c2w, K, 96, 96, backend="torch").images
+        checked = render(scene(), c2w, K, 96, 96, backend="torch", check_cancelled=counted).images
     assert torch.equal(reference, checked)  # checking changes nothing
     per_frame = counted.calls / 2
     assert per_frame >= 6, counted.calls  # frame + tiles + several batches
 
     stop = Stop(at=int(per_frame) - 1)  # fires inside the first frame's compositing
     with pytest.raises(VideoSceneError) as info, torch.no_grad():
-        render(scene(), c2w, K, 96, 96, check_cancelled=stop)
+        render(scene(), c2w, K, 96, 96, backend="torch", check_cancelled=stop)
     assert info.value.code == ErrorCode.CANCELLED and stop.calls == int(per_frame) - 1
 
 
