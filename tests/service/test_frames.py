@@ -94,6 +94,34 @@ def test_frames_stream_by_window_and_are_fetched_again_after_a_restart(tmp_path)
         handle.stop()
 
 
+def test_a_job_that_ends_before_the_first_poll_loses_no_event(tmp_path) -> None:
+    """The compiled renderer can finish a short render before the client first polls: its
+    frames_ready, later frames_ready and result then come in one poll() batch, and waiting for
+    the first must keep the rest (events_until, like BackendClient.wait)."""
+    handle = start_in_thread(tmp_path / "out", tmp_path / "no-checkpoints")
+    client = BackendClient(handle.address)
+    try:
+        client.connect()
+        scene_id = handle.service.scenes.put(_scene())
+        params = {"scene_id": scene_id, "width": WIDTH, "height": HEIGHT, "refine": False}
+        job = client.submit("render_video", params, arrays=_path(60))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the server's side: done, its messages sent
+            server_job = handle.service._jobs.get(job)
+            if server_job is not None and not server_job.active and handle.service._outbox.empty():
+                break
+            time.sleep(0.05)
+        client.status()  # answered after the job's messages on the same pipe: all arrived
+        first = events_until(client, lambda e: isinstance(e, FramesReadyEvent))[-1]
+        assert first.first == 0
+        events = events_until(client, lambda e: isinstance(e, ResultEvent) and e.job_id == job)
+        assert [e.first for e in events if isinstance(e, FramesReadyEvent)] == [49]
+        assert events[-1].result.meta["frames"]["ready"] == 60
+    finally:
+        client.close()
+        handle.stop()
+
+
 @pytest.mark.parametrize(
     ("job_id", "body", "code"),
     [
