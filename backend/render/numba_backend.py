@@ -58,11 +58,13 @@ CHUNKS_PER_THREAD = 4  # binning splits the Gaussians into this many chunks per 
 TILES_PER_GRAB = 2  # tiles a thread takes at a time: tiles cost very unequal amounts
 
 # The workqueue threading layer (numba's fallback where neither TBB nor OpenMP loads) aborts the
-# process when two threads launch parallel kernels at once; renders take turns.
+# process when two threads launch parallel kernels at once; renders take turns. The kernels run
+# without the GIL (nogil): the service's socket loop, in the same process, keeps answering
+# heartbeats, status and cancel while a worker renders a frame.
 _kernel_lock = threading.Lock()
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _project(
     means,
     quats,
@@ -161,7 +163,7 @@ def _project(
         rects[i, 3] = min(max(math.ceil(v / tile + ry / tile), 0), tiles_y)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _bin(rects, tiles_x, tiles_y, chunks):
     """Tile lists: members[starts[t]:starts[t + 1]] are the Gaussians whose rectangle covers tile
     t, in index order. Each of `chunks` chunks of Gaussians counts and writes its own slots, so
@@ -195,7 +197,7 @@ def _bin(rects, tiles_x, tiles_y, chunks):
     return starts, members
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _rasterize(
     starts,
     members,
