@@ -37,11 +37,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 from PIL import Image
+from videoscene_protocol import cameras  # the same module the add-on vendors
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from blender_addon import compat, display  # noqa: E402
-from blender_addon._vendor.videoscene_protocol import cameras  # noqa: E402
 from blender_addon.importers.ply import splat_arrays_from_ply  # noqa: E402
 from blender_addon.importers.splat import import_splat  # noqa: E402
 
