@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-executor = pytest.importorskip("videoscene_backend.service.pool.executor")
-
 
 def test_pinned_scenes_are_bounded_in_bytes(monkeypatch) -> None:
+    # Imported here, not at collection: importing Ray reads RAY_AUTH_MODE once, and the pool
+    # tests' Ray (started later in this process) must see the token mode the pool sets first.
+    executor = pytest.importorskip("videoscene_backend.service.pool.executor")
     monkeypatch.setattr(executor.ray, "put", lambda data: ("ref", len(data)))
     scenes = executor.SceneRefs(capacity=64, max_bytes=100)
     for index in range(5):
