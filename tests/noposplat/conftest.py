@@ -76,3 +76,30 @@ def points_seen_by(c2w: np.ndarray, K: np.ndarray, size: int) -> np.ndarray:
     )
     camera_points = rays * depth[..., None]
     return camera_points @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def predict_known_points(monkeypatch, points: np.ndarray) -> None:
+    """The NoPoSplat prior's loader gives the real network at the tiny size, its point head's
+    output replaced by `points` (2, H, W, 3): what a perfect network would predict. Random
+    weights cannot predict geometry; everything after the point head is what tests exercise."""
+    import dataclasses
+
+    from videoscene_backend.priors.noposplat import prior as prior_module
+
+    real_loader = prior_module.load_network
+
+    def load_with_known_geometry(path, config=None, device="cpu"):
+        network = real_loader(path, config, device)
+
+        def replace_points(_module, _args, output):
+            return dataclasses.replace(
+                output,
+                points=torch.tensor(points, dtype=torch.float32)[None],
+                opacity=output.opacity.clamp_min(0.5),
+            )
+
+        network.register_forward_hook(replace_points)
+        return network
+
+    monkeypatch.setattr(prior_module, "REAL_CONFIG", TINY)
+    monkeypatch.setattr(prior_module, "load_network", load_with_known_geometry)

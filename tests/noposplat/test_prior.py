@@ -17,7 +17,7 @@ from videoscene_backend.priors.noposplat.prior import normalized_focal, preproce
 from videoscene_backend.scene.ply import load_ply
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 
-from .conftest import TINY, look_at_pose, points_seen_by
+from .conftest import TINY, look_at_pose, points_seen_by, predict_known_points
 
 SIZE = TINY.image_size
 TRUE_POSE = look_at_pose(6.0, 0.35)
@@ -57,23 +57,7 @@ def tiny_prior(monkeypatch):
     cannot predict geometry, and everything after the point head is what is under test."""
     K = np.array([[0.8 * SIZE, 0, SIZE / 2], [0, 0.8 * SIZE, SIZE / 2], [0, 0, 1.0]])
     points = np.stack([points_seen_by(np.eye(4), K, SIZE), points_seen_by(TRUE_POSE, K, SIZE)])
-    real_loader = prior_module.load_network
-
-    def load_with_known_geometry(path, config=None, device="cpu"):
-        network = real_loader(path, config, device)
-
-        def replace_points(_module, _args, output):
-            return dataclasses.replace(
-                output,
-                points=torch.tensor(points, dtype=torch.float32)[None],
-                opacity=output.opacity.clamp_min(0.5),
-            )
-
-        network.register_forward_hook(replace_points)
-        return network
-
-    monkeypatch.setattr(prior_module, "REAL_CONFIG", TINY)
-    monkeypatch.setattr(prior_module, "load_network", load_with_known_geometry)
+    predict_known_points(monkeypatch, points)
 
 
 def _build(job_context, tmp_path, tiny_checkpoint, params):

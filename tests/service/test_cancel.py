@@ -12,7 +12,6 @@ events). bench/cancel.py reports both, before and after, on the sample scene.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import signal
@@ -201,8 +200,13 @@ def tiny_noposplat(tmp_path, monkeypatch) -> Path:
     """The checkpoints folder of a tiny random NoPoSplat whose point head predicts a known
     surface (as tests/noposplat/test_prior.py: PnP then succeeds and the refinement runs)."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from noposplat.conftest import TINY, look_at_pose, points_seen_by, save_lightning_checkpoint
-    from videoscene_backend.priors.noposplat import prior as prior_module
+    from noposplat.conftest import (
+        TINY,
+        look_at_pose,
+        points_seen_by,
+        predict_known_points,
+        save_lightning_checkpoint,
+    )
     from videoscene_backend.priors.noposplat.network import NoPoSplatNet
 
     size = TINY.image_size
@@ -214,23 +218,7 @@ def tiny_noposplat(tmp_path, monkeypatch) -> Path:
     K = np.array([[0.8 * size, 0, size / 2], [0, 0.8 * size, size / 2], [0, 0, 1.0]])
     second = look_at_pose(6.0, 0.35)
     points = np.stack([points_seen_by(np.eye(4), K, size), points_seen_by(second, K, size)])
-    real_loader = prior_module.load_network
-
-    def load_with_known_geometry(path, config=None, device="cpu"):
-        network = real_loader(path, config, device)
-
-        def replace_points(_module, _args, output):
-            return dataclasses.replace(
-                output,
-                points=torch.tensor(points, dtype=torch.float32)[None],
-                opacity=output.opacity.clamp_min(0.5),
-            )
-
-        network.register_forward_hook(replace_points)
-        return network
-
-    monkeypatch.setattr(prior_module, "REAL_CONFIG", TINY)
-    monkeypatch.setattr(prior_module, "load_network", load_with_known_geometry)
+    predict_known_points(monkeypatch, points)
     return root
 
 
