@@ -7,8 +7,11 @@ Mesh (Blender 4.2-4.4 path) -> Mesh to Points; a point cloud (4.5+) passes throu
   0.3 (d * pixel angle)^2, where the pixel angle (the camera's radians per pixel) is driven
   from the scene camera's lens and the render resolution;
 - the radius widened to cover that blur;
-- order: with "Sorted" on, the points are sorted far to near from the scene camera (Sort
-  Elements) and get the Blended material; otherwise the Dithered one.
+- "gs_center": each Gaussian's centre, which the material reads (a quad has no Point Info);
+- order: with "Sorted" on, the points in front of the scene camera are sorted far to near by
+  their depth along its axis (Sort Elements, the backend's sort key), each becomes a quad
+  parallel to the camera's image plane through its centre (2 triangles, 4 vertices), and they
+  get the Blended material; otherwise points with the Dithered one.
 The camera is the scene's active camera, read relative to the splat (Object Info, Relative), so
 the sort follows it frame by frame with no Python.
 """
@@ -20,10 +23,15 @@ import math
 import bpy
 
 from .attributes import RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
-from .material import BLUR_ATTRIBUTE, gaussian_material
+from .material import BLUR_ATTRIBUTE, CENTER_ATTRIBUTE, current_group, gaussian_material
 
 GROUP_NAME = "VideoScene Splat Display"
 MODIFIER_NAME = "VideoScene Display"
+# gsplat's near plane (backend/render/torch_backend.py NEAR_PLANE): nothing nearer is drawn.
+NEAR_PLANE = 0.01
+# Quads a little larger than the bound needs: a ray close to a near Gaussian meets its plane
+# at a wider angle than the one to its centre.
+QUAD_MARGIN = 1.1
 SCREEN_BLUR_PX2 = 0.3  # gsplat's eps2d (backend/render/torch_backend.py SCREEN_BLUR_PX2)
 # Modifier inputs: name -> (socket type, default, min, max, tooltip)
 INPUTS = {
@@ -65,10 +73,9 @@ class _Builder:
 
 
 def display_group() -> bpy.types.NodeTree:
-    group = bpy.data.node_groups.get(GROUP_NAME)
-    if group is not None and group.bl_idname == "GeometryNodeTree":
+    group = current_group(GROUP_NAME, "GeometryNodeTree")
+    if group.nodes:
         return group
-    group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
     interface = group.interface
     interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     for name, (kind, default, low, high, tip) in INPUTS.items():
@@ -129,12 +136,75 @@ def display_group() -> bpy.types.NodeTree:
     radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS)
     points = b.node("GeometryNodeSetPointRadius", {"Points": points, "Radius": radius}).outputs[0]
 
-    # Order and material.
-    sort_key = b.math("MULTIPLY", distance, -1.0)  # far first: blended points draw in order
+    points = b.node(
+        "GeometryNodeStoreNamedAttribute",
+        {"Geometry": points, "Name": CENTER_ATTRIBUTE, "Value": position},
+        data_type="FLOAT_VECTOR",
+        domain="POINT",
+    ).outputs[0]
+
+    # Order and material. Sorted: far to near by depth along the camera's axis (the backend's
+    # sort key), each Gaussian drawn as a quad parallel to the camera's image plane through its
+    # centre, so Cycles' rays also meet the Gaussians in exactly that order (a sphere is entered
+    # at its radius, which reorders neighbours of different sizes).
+    forward = b.node(
+        "FunctionNodeRotateVector",
+        {"Vector": (0.0, 0.0, -1.0), "Rotation": camera_info.outputs["Rotation"]},
+    ).outputs[0]
+    to_point = b.node(
+        "ShaderNodeVectorMath",
+        {0: position, 1: camera_info.outputs["Location"]},
+        operation="SUBTRACT",
+    ).outputs["Vector"]
+    depth = b.node(
+        "ShaderNodeVectorMath", {0: to_point, 1: forward}, operation="DOT_PRODUCT"
+    ).outputs["Value"]
+    behind = b.node(
+        "FunctionNodeCompare", {0: depth, 1: NEAR_PLANE}, data_type="FLOAT", operation="LESS_EQUAL"
+    ).outputs[0]
+    unseen = b.node(
+        "FunctionNodeBooleanMath", {0: behind, 1: given.outputs["Sorted"]}, operation="AND"
+    ).outputs[0]
+    points = b.node(
+        "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": unseen}, domain="POINT"
+    ).outputs[0]
     points = b.node(
         "GeometryNodeSortElements",
-        {"Geometry": points, "Selection": given.outputs["Sorted"], "Sort Weight": sort_key},
+        {
+            "Geometry": points,
+            "Selection": given.outputs["Sorted"],
+            "Sort Weight": b.math("MULTIPLY", depth, -1.0),
+        },
         domain="POINT",
+    ).outputs[0]
+    # The quad holds every ray that passes within the radius of the centre: a ray at angle
+    # theta off the camera axis crosses the quad's plane up to radius / cos(theta) from it.
+    half_size = b.math(
+        "MULTIPLY",
+        b.math(
+            "MULTIPLY", radius, b.math("DIVIDE", distance, b.math("MAXIMUM", depth, NEAR_PLANE))
+        ),
+        QUAD_MARGIN,
+    )
+    quad = b.node(
+        "GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}
+    ).outputs["Mesh"]
+    quads = b.node(
+        "GeometryNodeInstanceOnPoints",
+        {
+            "Points": points,
+            "Instance": quad,
+            "Rotation": camera_info.outputs["Rotation"],
+            "Scale": b.node("ShaderNodeCombineXYZ", {0: half_size, 1: half_size, 2: 1.0}).outputs[
+                0
+            ],
+        },
+    ).outputs[0]
+    quads = b.node("GeometryNodeRealizeInstances", {"Geometry": quads}).outputs[0]
+    shapes = b.node(
+        "GeometryNodeSwitch",
+        {"Switch": given.outputs["Sorted"], "False": points, "True": quads},
+        input_type="GEOMETRY",
     ).outputs[0]
     material = b.node(
         "GeometryNodeSwitch",
@@ -145,7 +215,7 @@ def display_group() -> bpy.types.NodeTree:
         },
         input_type="MATERIAL",
     ).outputs[0]
-    points = b.node("GeometryNodeSetMaterial", {"Geometry": points, "Material": material}).outputs[
+    points = b.node("GeometryNodeSetMaterial", {"Geometry": shapes, "Material": material}).outputs[
         0
     ]
     b.links.new(points, b.node("NodeGroupOutput").inputs[0])

@@ -54,7 +54,7 @@ class VIDEOSCENE_OT_splat_render_settings(bpy.types.Operator):
     bl_idname = "videoscene.splat_render_settings"
     bl_label = "Render Settings for Splats"
     bl_description = (
-        f"EEVEE: at least {display.DITHERED_SAMPLES} samples; Cycles: "
+        f"EEVEE: at least {display.DITHERED_SAMPLES} samples in the viewport and renders; Cycles: "
         f"{display.CYCLES_TRANSPARENT_BOUNCES} transparent bounces, no early stop"
     )
     bl_options = {"REGISTER", "UNDO"}
