@@ -5,7 +5,7 @@ Mesh (Blender 4.2-4.4 path) -> Mesh to Points; a point cloud (4.5+) passes throu
 - "gs_blur" per point: the backend's screen blur (gsplat's eps2d, 0.3 px^2 added to each
   projected covariance) as a world variance at the point's distance d from the scene camera,
   0.3 (d * pixel angle)^2, where the pixel angle (the camera's radians per pixel) is driven
-  from the scene camera's lens and the render resolution;
+  from the scene camera's lens, sensor and fit and the render resolution;
 - the radius widened to cover that blur;
 - "gs_center": each Gaussian's centre, which the material reads (a quad has no Point Info);
 - order: with "Sorted" on, the points in front of the scene camera are sorted far to near by
@@ -39,11 +39,18 @@ INPUTS = {
     "Viewport Every": ("NodeSocketInt", 1, 1, 1000, "Show every k-th Gaussian in the viewport"),
     "Pixel Angle": ("NodeSocketFloat", 0.001, 0.0, 1.0, "Radians per pixel of the camera"),
 }
-# The pixel angle of a camera with Auto sensor fit, as a driver's simple expression (evaluated
-# without Python, so it works where scripts may not auto-run).
-PIXEL_ANGLE_EXPRESSION = "sensor / (lens * max(res_x, res_y) * percent / 100)"
+# The pixel angle of the scene camera under each sensor fit (sensor_fit reads as its index:
+# 0 Auto, the sensor width across the larger side; 1 Horizontal, across the width; 2 Vertical,
+# the sensor height across the height), as a driver's simple expression (evaluated without
+# Python, so it works where scripts may not auto-run).
+PIXEL_ANGLE_EXPRESSION = (
+    "(sensor if fit < 2 else sensor_h) / (lens * percent / 100 * "
+    "(max(res_x, res_y) if fit == 0 else (res_x if fit == 1 else res_y)))"
+)
 PIXEL_ANGLE_VARIABLES = {
+    "fit": "camera.data.sensor_fit",
     "sensor": "camera.data.sensor_width",
+    "sensor_h": "camera.data.sensor_height",
     "lens": "camera.data.lens",
     "res_x": "render.resolution_x",
     "res_y": "render.resolution_y",
@@ -270,5 +277,11 @@ def get_input(obj: bpy.types.Object, name: str):
 def pixel_angle(scene: bpy.types.Scene) -> float:
     """What the driver computes, for tests and the panel."""
     camera, render = scene.camera.data, scene.render
-    size = max(render.resolution_x, render.resolution_y) * render.resolution_percentage / 100
-    return camera.sensor_width / (camera.lens * size) if math.isfinite(camera.lens) else 0.0
+    scale = render.resolution_percentage / 100
+    if camera.sensor_fit == "VERTICAL":
+        sensor, size = camera.sensor_height, render.resolution_y * scale
+    elif camera.sensor_fit == "HORIZONTAL":
+        sensor, size = camera.sensor_width, render.resolution_x * scale
+    else:
+        sensor, size = camera.sensor_width, max(render.resolution_x, render.resolution_y) * scale
+    return sensor / (camera.lens * size) if math.isfinite(camera.lens) else 0.0

@@ -224,6 +224,18 @@ def test_display_modifier_sorts_thins_and_picks_the_material(addon, point_cloud_
 
     # Sorted: one quad per Gaussian, parallel to the image plane through its centre, far to
     # near by depth along the camera's axis (here the OpenCV camera's z is the splat's z).
+    # the driver follows the camera's sensor fit (the backend's intrinsics do)
+    camera = bpy.context.scene.camera.data
+    cameras = submodule("_vendor.videoscene_protocol.cameras")
+    for fit in ("HORIZONTAL", "VERTICAL", "AUTO"):
+        camera.sensor_fit = fit
+        K = cameras.intrinsics_from_blender(
+            camera.lens, camera.sensor_width, camera.sensor_height, fit, WIDTH, HEIGHT
+        )
+        assert display.modifier.pixel_angle(bpy.context.scene) == pytest.approx(1.0 / K[0, 0])
+        blur = evaluated_point_cloud(obj)["attributes"]["gs_blur"][:, 0]
+        assert np.allclose(blur, 0.3 * (distance / K[0, 0]) ** 2, rtol=1e-3)
+
     display.set_sorted(obj, True)
     quads = evaluated_quads(obj)
     assert quads["materials"] == [material.SORTED_MATERIAL]
@@ -303,3 +315,25 @@ def test_an_older_files_sphere_material_is_rebuilt(addon):
     display_scene(addon, splat_in_view(count=10, seed=3))
     assert bpy.data.materials[material.DITHERED_MATERIAL] == old
     assert material._uses_gaussian_group(old) and old.surface_render_method == "DITHERED"
+
+
+def test_an_older_files_node_groups_are_rebuilt_in_place(addon):
+    """A .blend from an add-on whose display read Point Info keeps node groups under these
+    names: they are rebuilt in place (same datablocks), so the centre comes from gs_center."""
+    material = submodule("display.material")
+    modifier = submodule("display.modifier")
+    old_shader = bpy.data.node_groups.new(material.GROUP_NAME, "ShaderNodeTree")
+    old_geometry = bpy.data.node_groups.new(modifier.GROUP_NAME, "GeometryNodeTree")
+    old_shader.nodes.new("ShaderNodePointInfo")
+    display_scene(addon, splat_in_view(count=10, seed=4))
+    assert bpy.data.node_groups[material.GROUP_NAME] == old_shader
+    assert bpy.data.node_groups[modifier.GROUP_NAME] == old_geometry
+    for group in (old_shader, old_geometry):
+        assert group[material.VERSION_KEY] == material.GROUPS_VERSION
+    assert not any(node.type == "POINT_INFO" for node in old_shader.nodes)
+    assert any(
+        getattr(node, "attribute_name", "") == material.CENTER_ATTRIBUTE
+        for node in old_shader.nodes
+    )
+    sorted_node = material._gaussian_group_node(material.gaussian_material(sorted_order=True))
+    assert sorted_node.inputs[material.TWO_SIDED_INPUT].default_value == 1.0
