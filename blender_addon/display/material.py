@@ -13,7 +13,7 @@ over a Transparent BSDF, so EEVEE and Cycles composite the Gaussians as the back
 
 Two materials share the node group: Dithered (EEVEE stochastic transparency, order-independent,
 for the interactive viewport) and Blended (drawn in point order: the display modifier sorts the
-points far to near for the scene camera). No camera scripts and no per-frame Python.
+Gaussians far to near for the scene camera and draws each as a quad facing it). No camera scripts and no per-frame Python.
 
 Per point cost: EEVEE draws one camera-facing shape and evaluates this group on
 every fragment inside it; the group reads 8 attributes (gs_color, gs_axis_x/y/z, gs_srgb,

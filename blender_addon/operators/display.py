@@ -18,7 +18,8 @@ class VIDEOSCENE_OT_splat_order(bpy.types.Operator):
     bl_idname = "videoscene.splat_order"
     bl_label = "Splat Order"
     bl_description = (
-        "Sorted: blended, sorted far to near for the scene camera (exact renders from it). "
+        "Sorted: blended, far to near for the scene camera, each Gaussian a quad facing it "
+        "(exact renders from it, EEVEE and Cycles). "
         "Dithered: order-independent, converges as samples accumulate (any viewpoint)"
     )
     bl_options = {"REGISTER", "UNDO"}
