@@ -4,7 +4,8 @@ The sample scene (two photos -> the stereo prior, ~440k Gaussians) is imported b
 and rendered by Blender at reference camera 0 (320x240), two ways in the same run:
 - baseline "spheres": the display before the Gaussian material (each Gaussian an opaque emissive
   sphere of radius 1 sigma, its DC colour; restated below from the old importers/splat.py);
-- "gaussians": the add-on's display (display/), colours matched to the backend (Raw view).
+- "gaussians": the add-on's display (display/), colours matched to the backend (Raw view),
+  sorted for the camera (quads); "cycles_spheres": the same in the dithered order (spheres).
 Each is compared (PSNR) with photo A and with the backend's own render at that camera (CPU
 torch renderer, run in the backend's Python: bpy and torch never share a process).
 Engine: Cycles on the CPU at 1 sample (the Gaussian material is deterministic per ray; EEVEE's
@@ -184,12 +185,18 @@ def main() -> None:
     display.set_colours_match_backend(scene, True)
     figures = {"bench": "viewport", "blender": bpy.app.version_string}
     figures["gaussians"] = len(arrays["means"])
-    figures["engine"] = "CYCLES 1 sample"
+    figures["engine"] = "CYCLES 1 sample, sorted"
     figures["density"] = {k: density(obj, k) for k in (1, 4, 16)}
     display.set_viewport_every(obj, 1)
+    # Cycles, "Sorted for the camera" (quads parallel to the image plane, met in the backend's
+    # order): the display for renders from the camera; then the dithered order (spheres).
+    display.set_sorted(obj, True)
     image, figures["gaussians_s"] = render(folder, "gaussians")
     figures["gaussians_psnr_photo"] = psnr(image, photo)
     figures["gaussians_psnr_backend"] = psnr(image, reference)
+    display.set_sorted(obj, False)
+    image, figures["cycles_spheres_s"] = render(folder, "cycles_spheres")
+    figures["cycles_spheres_psnr_backend"] = psnr(image, reference)
     if args.eevee:
         display.set_sorted(obj, True)
         scene.render.engine = compat.eevee_engine()

@@ -106,6 +106,9 @@ class BackendService:
             self._stop = threading.Event()
             self.abandoned_jobs: list[str] = []  # still running when the stop gave up on them
             self._weights_check: threading.Thread | None = None
+            # True from a check's start until the loop has sent its report. Kept by the loop,
+            # not read from the thread's liveness: the thread outlives its report for a moment.
+            self._weights_check_running = False
             self._weights_check_waiters: list[tuple[bytes, str]] = []
             self._open_socket(bind, keys_dir)
         except BaseException:
@@ -641,7 +644,8 @@ class BackendService:
                 "Wait for the report of the check in flight.",
             )
         self._weights_check_waiters.append((identity, message.msg_id))
-        if self._weights_check is None or not self._weights_check.is_alive():
+        if not self._weights_check_running:
+            self._weights_check_running = True
             self._weights_check = threading.Thread(
                 target=self._check_weights, name="videoscene-check-weights", daemon=True
             )
@@ -689,6 +693,7 @@ class BackendService:
 
     def _answer_weights_check(self, kind: str, body: dict[str, Any]) -> None:
         waiters, self._weights_check_waiters = self._weights_check_waiters, []
+        self._weights_check_running = False  # a request from now on starts the next check
         for identity, msg_id in waiters:
             self._send(identity, Message(kind, body={**body, "reply_to": msg_id}))
 

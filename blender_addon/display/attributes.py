@@ -6,9 +6,10 @@ The Gaussian material (display/material.py) reads, per point, in the splat's own
 - "gs_axis_x", "gs_axis_y", "gs_axis_z": the Gaussian's principal axes (the columns of its
   rotation matrix; unit vectors);
 - "gs_variance": the variances (sigma^2) along those axes.
-That is seven attributes with the blur (material.py) of Blender's ~15 per material (GPU_MAX_ATTR): the higher SH bands do not
-fit, so the display shows the view-independent DC colour. The built-in "radius" covers
-RADIUS_SIGMAS of the largest axis: Cycles draws a sphere of that radius, and EEVEE's
+That is eight attributes with the blur and the centre (display/modifier.py) of Blender's ~15 per
+material (GPU_MAX_ATTR): the higher SH bands do not fit, so the display shows the
+view-independent DC colour. The built-in "radius" covers RADIUS_SIGMAS of the largest axis:
+in the dithered order Cycles draws a sphere of that radius, and EEVEE's
 camera-facing point shape holds the whole circle of it (measured: widening the radius by sqrt 2,
 as a diamond with its corners at the radius would need, changes a lone Gaussian by 0.2 dB and a
 3000-Gaussian render by 0.2 dB, while Cycles loses 1.3 dB to the larger spheres' entry order).

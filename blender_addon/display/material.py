@@ -5,18 +5,20 @@ the shaded point P with direction V passes the centre C closest at squared Mahal
     d^2 = p.p - (p.v)^2 / v.v,   p_i = a_i.(P - C) / sigma_i,   v_i = a_i.V / sigma_i
 (a_i the Gaussian's unit axes), so the ray's alpha is min(ALPHA_MAX, opacity exp(-d^2 / 2)), the
 same peak-along-the-ray value the backend composites. P and V come from Geometry (Position,
-Incoming), C from Point Info, all in world space and brought into the object's space by Vector
+Incoming), C from the "gs_center" attribute (the display modifier's; a point's Point Info, but
+the sorted display draws quads, which have none), all in world space and brought into the object's space by Vector
 Transform; sigma_i^2 is widened by "gs_blur", the backend's screen-space blur that the display
 modifier writes per point (display/modifier.py). The colour is emission (lights do not change it)
 over a Transparent BSDF, so EEVEE and Cycles composite the Gaussians as the backend does.
 
 Two materials share the node group: Dithered (EEVEE stochastic transparency, order-independent,
 for the interactive viewport) and Blended (drawn in point order: the display modifier sorts the
-points far to near for the scene camera). No camera scripts and no per-frame Python.
+Gaussians far to near for the scene camera and draws each as a quad facing it). No camera scripts and no per-frame Python.
 
 Per point cost: EEVEE draws one camera-facing shape and evaluates this group on
-every fragment inside it; the group reads 7 float attributes (gs_color, gs_axis_x/y/z,
-gs_srgb, gs_variance, gs_blur). Cycles intersects one sphere per point.
+every fragment inside it; the group reads 8 attributes (gs_color, gs_axis_x/y/z, gs_srgb,
+gs_variance, gs_blur, gs_center). Dithered, Cycles intersects one sphere per point; sorted, one
+quad (2 triangles) per point, in both engines.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ GROUP_NAME = "VideoScene Gaussian"
 DITHERED_MATERIAL = "VideoScene Splat"
 SORTED_MATERIAL = "VideoScene Splat (Sorted)"
 BLUR_ATTRIBUTE = "gs_blur"
+CENTER_ATTRIBUTE = "gs_center"
+TWO_SIDED_INPUT = "Two Sided"
 DISPLAY_REFERRED_NODE = "display_referred"
 # The backend's compositing limits (backend/render/torch_backend.py: ALPHA_MAX, ALPHA_MIN).
 ALPHA_MAX = 0.999
@@ -77,10 +81,10 @@ class _Builder:
             node.inputs[1].default_value = constant
         return node.outputs[0]
 
-    def to_object(self, vector):
+    def to_object(self, vector, vector_type: str = "VECTOR"):
         node = self.node(
             "ShaderNodeVectorTransform",
-            vector_type="VECTOR",
+            vector_type=vector_type,
             convert_from="WORLD",
             convert_to="OBJECT",
         )
@@ -95,18 +99,43 @@ class _Builder:
         return combine.outputs[0]
 
 
+# Raised when a group's graph changes, so a file saved by an older add-on is rebuilt in place.
+GROUPS_VERSION = 2
+VERSION_KEY = "videoscene_version"
+
+
+def current_group(name: str, kind: str) -> bpy.types.NodeTree:
+    """The node group `name` of this add-on's version: empty if it must be (re)built. A group
+    of an older version is emptied in place, so materials and modifiers using it follow."""
+    group = bpy.data.node_groups.get(name)
+    if group is not None and group.bl_idname == kind:
+        if group.get(VERSION_KEY) == GROUPS_VERSION:
+            return group
+        group.nodes.clear()
+        group.interface.clear()
+    else:
+        group = bpy.data.node_groups.new(name, kind)
+    group[VERSION_KEY] = GROUPS_VERSION
+    return group
+
+
 def gaussian_group() -> bpy.types.NodeTree:
     """The shader node group (shared by every splat material): Shader out."""
-    group = bpy.data.node_groups.get(GROUP_NAME)
-    if group is not None and group.bl_idname == "ShaderNodeTree":
+    group = current_group(GROUP_NAME, "ShaderNodeTree")
+    if group.nodes:
         return group
-    group = bpy.data.node_groups.new(GROUP_NAME, "ShaderNodeTree")
     group.interface.new_socket("Shader", in_out="OUTPUT", socket_type="NodeSocketShader")
+    # 0: spheres (Cycles meets each twice: the exit must not count), 1: quads (met once)
+    group.interface.new_socket(TWO_SIDED_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
     b = _Builder(group)
+    given = b.node("NodeGroupInput")
     geometry = b.node("ShaderNodeNewGeometry")
-    point = b.node("ShaderNodePointInfo")
-    offset = b.to_object(
-        b.vector_math("SUBTRACT", geometry.outputs["Position"], point.outputs["Position"])
+    offset = b.vector_math(
+        "SUBTRACT",
+        b.to_object(geometry.outputs["Position"], "POINT"),
+        b.node(
+            "ShaderNodeAttribute", attribute_name=CENTER_ATTRIBUTE, attribute_type="GEOMETRY"
+        ).outputs["Vector"],
     )
     direction = b.to_object(geometry.outputs["Incoming"])
     axes = [b.attribute(name).outputs["Vector"] for name in AXIS_ATTRIBUTES]
@@ -141,7 +170,10 @@ def gaussian_group() -> bpy.types.NodeTree:
     )
     alpha = b.math("MULTIPLY", alpha, b.math("GREATER_THAN", alpha, constant=ALPHA_MIN))
     # Cycles draws spheres: a ray leaving one must not count the Gaussian twice.
-    alpha = b.math("MULTIPLY", alpha, b.math("SUBTRACT", 1.0, geometry.outputs["Backfacing"]))
+    one_sided = b.math(
+        "MULTIPLY", geometry.outputs["Backfacing"], b.math("SUBTRACT", 1.0, given.outputs[0])
+    )
+    alpha = b.math("MULTIPLY", alpha, b.math("SUBTRACT", 1.0, one_sided))
     emission = b.node("ShaderNodeEmission")
     b.link(emitted.outputs[2], emission, "Color")
     emission.inputs["Strength"].default_value = 1.0
@@ -154,12 +186,20 @@ def gaussian_group() -> bpy.types.NodeTree:
     return group
 
 
-def _uses_gaussian_group(material: bpy.types.Material) -> bool:
+def _gaussian_group_node(material: bpy.types.Material) -> bpy.types.Node | None:
     tree = material.node_tree
-    return tree is not None and any(
-        node.type == "GROUP" and node.node_tree is not None and node.node_tree.name == GROUP_NAME
-        for node in tree.nodes
-    )
+    for node in tree.nodes if tree is not None else ():
+        if (
+            node.type == "GROUP"
+            and node.node_tree is not None
+            and node.node_tree.name == GROUP_NAME
+        ):
+            return node
+    return None
+
+
+def _uses_gaussian_group(material: bpy.types.Material) -> bool:
+    return _gaussian_group_node(material) is not None
 
 
 def gaussian_material(sorted_order: bool) -> bpy.types.Material:
@@ -167,6 +207,8 @@ def gaussian_material(sorted_order: bool) -> bpy.types.Material:
     name = SORTED_MATERIAL if sorted_order else DITHERED_MATERIAL
     material = bpy.data.materials.get(name)
     if material is not None and _uses_gaussian_group(material):
+        gaussian_group()  # an older file's group is rebuilt, with this input
+        _gaussian_group_node(material).inputs[TWO_SIDED_INPUT].default_value = float(sorted_order)
         return material
     # A file from an older add-on keeps its sphere material under this name: rebuilt in place.
     material = material or bpy.data.materials.new(name)
@@ -176,6 +218,7 @@ def gaussian_material(sorted_order: bool) -> bpy.types.Material:
     b = _Builder(material.node_tree)
     group = b.node("ShaderNodeGroup")
     group.node_tree = gaussian_group()
+    group.inputs[TWO_SIDED_INPUT].default_value = float(sorted_order)
     output = b.node("ShaderNodeOutputMaterial")
     b.link(group.outputs[0], output, "Surface")
     # EEVEE (4.2+): dithered = stochastic, order-independent; blended = alpha over, point order.

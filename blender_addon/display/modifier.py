@@ -5,10 +5,13 @@ Mesh (Blender 4.2-4.4 path) -> Mesh to Points; a point cloud (4.5+) passes throu
 - "gs_blur" per point: the backend's screen blur (gsplat's eps2d, 0.3 px^2 added to each
   projected covariance) as a world variance at the point's distance d from the scene camera,
   0.3 (d * pixel angle)^2, where the pixel angle (the camera's radians per pixel) is driven
-  from the scene camera's lens and the render resolution;
+  from the scene camera's lens, sensor and fit and the render resolution;
 - the radius widened to cover that blur;
-- order: with "Sorted" on, the points are sorted far to near from the scene camera (Sort
-  Elements) and get the Blended material; otherwise the Dithered one.
+- "gs_center": each Gaussian's centre, which the material reads (a quad has no Point Info);
+- order: with "Sorted" on, the points in front of the scene camera are sorted far to near by
+  their depth along its axis (Sort Elements, the backend's sort key), each becomes a quad
+  parallel to the camera's image plane through its centre (2 triangles, 4 vertices), and they
+  get the Blended material; otherwise points with the Dithered one.
 The camera is the scene's active camera, read relative to the splat (Object Info, Relative), so
 the sort follows it frame by frame with no Python.
 """
@@ -20,10 +23,15 @@ import math
 import bpy
 
 from .attributes import RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
-from .material import BLUR_ATTRIBUTE, gaussian_material
+from .material import BLUR_ATTRIBUTE, CENTER_ATTRIBUTE, current_group, gaussian_material
 
 GROUP_NAME = "VideoScene Splat Display"
 MODIFIER_NAME = "VideoScene Display"
+# gsplat's near plane (backend/render/torch_backend.py NEAR_PLANE): nothing nearer is drawn.
+NEAR_PLANE = 0.01
+# Quads a little larger than the bound needs: a ray close to a near Gaussian meets its plane
+# at a wider angle than the one to its centre.
+QUAD_MARGIN = 1.1
 SCREEN_BLUR_PX2 = 0.3  # gsplat's eps2d (backend/render/torch_backend.py SCREEN_BLUR_PX2)
 # Modifier inputs: name -> (socket type, default, min, max, tooltip)
 INPUTS = {
@@ -31,11 +39,18 @@ INPUTS = {
     "Viewport Every": ("NodeSocketInt", 1, 1, 1000, "Show every k-th Gaussian in the viewport"),
     "Pixel Angle": ("NodeSocketFloat", 0.001, 0.0, 1.0, "Radians per pixel of the camera"),
 }
-# The pixel angle of a camera with Auto sensor fit, as a driver's simple expression (evaluated
-# without Python, so it works where scripts may not auto-run).
-PIXEL_ANGLE_EXPRESSION = "sensor / (lens * max(res_x, res_y) * percent / 100)"
+# The pixel angle of the scene camera under each sensor fit (sensor_fit reads as its index:
+# 0 Auto, the sensor width across the larger side; 1 Horizontal, across the width; 2 Vertical,
+# the sensor height across the height), as a driver's simple expression (evaluated without
+# Python, so it works where scripts may not auto-run).
+PIXEL_ANGLE_EXPRESSION = (
+    "(sensor if fit < 2 else sensor_h) / (lens * percent / 100 * "
+    "(max(res_x, res_y) if fit == 0 else (res_x if fit == 1 else res_y)))"
+)
 PIXEL_ANGLE_VARIABLES = {
+    "fit": "camera.data.sensor_fit",
     "sensor": "camera.data.sensor_width",
+    "sensor_h": "camera.data.sensor_height",
     "lens": "camera.data.lens",
     "res_x": "render.resolution_x",
     "res_y": "render.resolution_y",
@@ -65,10 +80,9 @@ class _Builder:
 
 
 def display_group() -> bpy.types.NodeTree:
-    group = bpy.data.node_groups.get(GROUP_NAME)
-    if group is not None and group.bl_idname == "GeometryNodeTree":
+    group = current_group(GROUP_NAME, "GeometryNodeTree")
+    if group.nodes:
         return group
-    group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
     interface = group.interface
     interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     for name, (kind, default, low, high, tip) in INPUTS.items():
@@ -129,12 +143,75 @@ def display_group() -> bpy.types.NodeTree:
     radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS)
     points = b.node("GeometryNodeSetPointRadius", {"Points": points, "Radius": radius}).outputs[0]
 
-    # Order and material.
-    sort_key = b.math("MULTIPLY", distance, -1.0)  # far first: blended points draw in order
+    points = b.node(
+        "GeometryNodeStoreNamedAttribute",
+        {"Geometry": points, "Name": CENTER_ATTRIBUTE, "Value": position},
+        data_type="FLOAT_VECTOR",
+        domain="POINT",
+    ).outputs[0]
+
+    # Order and material. Sorted: far to near by depth along the camera's axis (the backend's
+    # sort key), each Gaussian drawn as a quad parallel to the camera's image plane through its
+    # centre, so Cycles' rays also meet the Gaussians in exactly that order (a sphere is entered
+    # at its radius, which reorders neighbours of different sizes).
+    forward = b.node(
+        "FunctionNodeRotateVector",
+        {"Vector": (0.0, 0.0, -1.0), "Rotation": camera_info.outputs["Rotation"]},
+    ).outputs[0]
+    to_point = b.node(
+        "ShaderNodeVectorMath",
+        {0: position, 1: camera_info.outputs["Location"]},
+        operation="SUBTRACT",
+    ).outputs["Vector"]
+    depth = b.node(
+        "ShaderNodeVectorMath", {0: to_point, 1: forward}, operation="DOT_PRODUCT"
+    ).outputs["Value"]
+    behind = b.node(
+        "FunctionNodeCompare", {0: depth, 1: NEAR_PLANE}, data_type="FLOAT", operation="LESS_EQUAL"
+    ).outputs[0]
+    unseen = b.node(
+        "FunctionNodeBooleanMath", {0: behind, 1: given.outputs["Sorted"]}, operation="AND"
+    ).outputs[0]
+    points = b.node(
+        "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": unseen}, domain="POINT"
+    ).outputs[0]
     points = b.node(
         "GeometryNodeSortElements",
-        {"Geometry": points, "Selection": given.outputs["Sorted"], "Sort Weight": sort_key},
+        {
+            "Geometry": points,
+            "Selection": given.outputs["Sorted"],
+            "Sort Weight": b.math("MULTIPLY", depth, -1.0),
+        },
         domain="POINT",
+    ).outputs[0]
+    # The quad holds every ray that passes within the radius of the centre: a ray at angle
+    # theta off the camera axis crosses the quad's plane up to radius / cos(theta) from it.
+    half_size = b.math(
+        "MULTIPLY",
+        b.math(
+            "MULTIPLY", radius, b.math("DIVIDE", distance, b.math("MAXIMUM", depth, NEAR_PLANE))
+        ),
+        QUAD_MARGIN,
+    )
+    quad = b.node(
+        "GeometryNodeMeshGrid", {"Size X": 2.0, "Size Y": 2.0, "Vertices X": 2, "Vertices Y": 2}
+    ).outputs["Mesh"]
+    quads = b.node(
+        "GeometryNodeInstanceOnPoints",
+        {
+            "Points": points,
+            "Instance": quad,
+            "Rotation": camera_info.outputs["Rotation"],
+            "Scale": b.node("ShaderNodeCombineXYZ", {0: half_size, 1: half_size, 2: 1.0}).outputs[
+                0
+            ],
+        },
+    ).outputs[0]
+    quads = b.node("GeometryNodeRealizeInstances", {"Geometry": quads}).outputs[0]
+    shapes = b.node(
+        "GeometryNodeSwitch",
+        {"Switch": given.outputs["Sorted"], "False": points, "True": quads},
+        input_type="GEOMETRY",
     ).outputs[0]
     material = b.node(
         "GeometryNodeSwitch",
@@ -145,7 +222,7 @@ def display_group() -> bpy.types.NodeTree:
         },
         input_type="MATERIAL",
     ).outputs[0]
-    points = b.node("GeometryNodeSetMaterial", {"Geometry": points, "Material": material}).outputs[
+    points = b.node("GeometryNodeSetMaterial", {"Geometry": shapes, "Material": material}).outputs[
         0
     ]
     b.links.new(points, b.node("NodeGroupOutput").inputs[0])
@@ -200,5 +277,11 @@ def get_input(obj: bpy.types.Object, name: str):
 def pixel_angle(scene: bpy.types.Scene) -> float:
     """What the driver computes, for tests and the panel."""
     camera, render = scene.camera.data, scene.render
-    size = max(render.resolution_x, render.resolution_y) * render.resolution_percentage / 100
-    return camera.sensor_width / (camera.lens * size) if math.isfinite(camera.lens) else 0.0
+    scale = render.resolution_percentage / 100
+    if camera.sensor_fit == "VERTICAL":
+        sensor, size = camera.sensor_height, render.resolution_y * scale
+    elif camera.sensor_fit == "HORIZONTAL":
+        sensor, size = camera.sensor_width, render.resolution_x * scale
+    else:
+        sensor, size = camera.sensor_width, max(render.resolution_x, render.resolution_y) * scale
+    return sensor / (camera.lens * size) if math.isfinite(camera.lens) else 0.0

@@ -18,7 +18,8 @@ class VIDEOSCENE_OT_splat_order(bpy.types.Operator):
     bl_idname = "videoscene.splat_order"
     bl_label = "Splat Order"
     bl_description = (
-        "Sorted: blended, sorted far to near for the scene camera (exact renders from it). "
+        "Sorted: blended, far to near for the scene camera, each Gaussian a quad facing it "
+        "(exact renders from it, EEVEE and Cycles). "
         "Dithered: order-independent, converges as samples accumulate (any viewpoint)"
     )
     bl_options = {"REGISTER", "UNDO"}
@@ -54,7 +55,7 @@ class VIDEOSCENE_OT_splat_render_settings(bpy.types.Operator):
     bl_idname = "videoscene.splat_render_settings"
     bl_label = "Render Settings for Splats"
     bl_description = (
-        f"EEVEE: at least {display.DITHERED_SAMPLES} samples; Cycles: "
+        f"EEVEE: at least {display.DITHERED_SAMPLES} samples in the viewport and renders; Cycles: "
         f"{display.CYCLES_TRANSPARENT_BOUNCES} transparent bounces, no early stop"
     )
     bl_options = {"REGISTER", "UNDO"}

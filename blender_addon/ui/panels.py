@@ -78,10 +78,11 @@ def draw_splat_display(layout: bpy.types.UILayout, context: bpy.types.Context) -
     box = layout.box()
     box.label(text=f"Splat Display: {obj.name}", icon="POINTCLOUD_DATA")
     sorted_order = display.is_sorted(obj)
+    samples = context.scene.eevee.taa_samples
     box.label(
-        text="Order: Sorted for the camera (blended)"
+        text="Order: Sorted for the scene camera (blended, exact from it)"
         if sorted_order
-        else "Order: Dithered (any view, converges with samples)",
+        else f"Order: Dithered (any view, {samples} viewport samples)",
         icon="SORTSIZE" if sorted_order else "STICKY_UVS_DISABLE",
     )
     row = box.row(align=True)
@@ -99,6 +100,10 @@ def draw_splat_display(layout: bpy.types.UILayout, context: bpy.types.Context) -
         view = context.scene.view_settings.view_transform
         box.label(text=f"Colours: {view} view, linear blending", icon="INFO")
         box.operator("videoscene.splat_colours", text="Match the Backend (Raw View)").match = True
+    if not display.dithered_converges(context.scene):
+        box.label(
+            text=f"Dithered needs {display.DITHERED_SAMPLES} samples to converge", icon="INFO"
+        )
     box.operator("videoscene.splat_render_settings", icon="RENDER_STILL")
 
 

@@ -295,6 +295,34 @@ def test_concurrent_weights_checks_share_one_check(service) -> None:
     serves_the_next_job(service.address)
 
 
+def test_a_weights_check_asked_as_the_last_one_ends_is_answered(service) -> None:
+    """The check's thread can still be alive after its report reached the loop (a loaded
+    machine deschedules it between the two): a request arriving then starts a check of its own
+    instead of waiting on one that has already answered (the fuzz test's unanswered flake)."""
+    release = threading.Event()
+    check = service.service._check_weights
+
+    def check_then_linger() -> None:
+        check()
+        release.wait(60)  # the report is in the loop's outbox; the thread has not ended yet
+
+    service.service._check_weights = check_then_linger
+    socket = raw_socket(service.address)
+    try:
+        for _ in range(2):
+            request = Message("check_weights")
+            socket.send_multipart(encode(request))
+            seen = replies(
+                socket,
+                lambda s, wanted=request.msg_id: s[-1]["body"].get("reply_to") == wanted,
+                timeout_s=120,
+            )
+            assert seen[-1]["type"] == "weights_report"
+    finally:
+        release.set()
+        socket.close()
+
+
 # ---- watchers ---------------------------------------------------------------------------------
 def test_a_second_client_fetching_a_running_job_watches_it_too(service) -> None:
     first, second = BackendClient(service.address), BackendClient(service.address)
