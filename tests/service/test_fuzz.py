@@ -26,8 +26,8 @@ def load_fuzzer():
 
 def live_rss_mb(process: psutil.Process) -> float:
     """The process's RSS after glibc hands its freed pages back: the fuzzer runs in this process
-    too, and the bombs it builds leave freed memory that malloc keeps (up to ~200 MB, varying
-    from run to run), which is not growth of the service."""
+    too, and the bombs it builds leave freed memory that malloc may keep, which is not growth
+    of the service."""
     libc = ctypes.util.find_library("c")
     if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
         ctypes.CDLL(libc).malloc_trim(0)
