@@ -69,6 +69,7 @@ class FitReport:
     views: int = 0
     photos: int = 0
     seeded: int = 0
+    hole_seeded: int = 0  # seeds added after the optimisation where views were still uncovered
     gaussians_before: int = 0
     gaussians_after: int = 0
     psnr_start: float = 0.0
@@ -82,6 +83,7 @@ class FitReport:
             "views": self.views,
             "photos": self.photos,
             "seeded_gaussians": self.seeded,
+            "hole_seeded_gaussians": self.hole_seeded,
             "gaussians_before": self.gaussians_before,
             "gaussians_after": self.gaussians_after,
             "psnr_start_db": round(self.psnr_start, 2),
@@ -164,6 +166,36 @@ def prior_layers_and_seeds(
             )
     progress("render", 1.0, f"{len(seeds)} Gaussians seeded")
     return layers, seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
+
+
+@torch.no_grad()
+def hole_seeds(
+    scene: GaussianScene,
+    views: Sequence[FitView],
+    settings: FitSettings,
+    check_cancelled: Callable[[], None],
+) -> Seeds:
+    """Seeds, after the optimisation, where the fitted scene still leaves a view uncovered
+    (the strategy pruned or shrank seeds there, or the views' seeds left gaps between them):
+    coloured by the view, so a path frame shows what it saw, not black."""
+    seeds, fallback = Seeds.empty(), _scene_scale(scene, list(views))
+    for view in views:
+        check_cancelled()
+        out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
+        alpha, depth = out.alpha[0], out.depth[0]
+        if len(seeds):
+            seeded = _render(
+                seeds.as_scene(scene.sh_degree).to(settings.device),
+                view,
+                settings,
+                "auto",
+                return_alpha=True,
+            )
+            alpha = alpha + (1 - alpha) * seeded.alpha[0]
+        seeds = seeds.extend(
+            seeds_for_view(view, alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
+        )
+    return seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
 
 
 def _parameters(scene: GaussianScene, device: str) -> dict[str, torch.nn.Parameter]:
@@ -303,6 +335,12 @@ def fit_scene(
     with torch.no_grad():
         fitted = _as_scene(params)
         fitted = fitted if settings.refine_prior else _concatenated(prior, fitted)
+        start = time.perf_counter()
+        holes = hole_seeds(fitted, [*views, *coverage], settings, check_cancelled)
+        report.hole_seeded = len(holes)
+        if len(holes):
+            fitted = _concatenated(fitted, holes.as_scene(scene.sh_degree).to(device))
+        report.timings["holes"] = time.perf_counter() - start
         result = GaussianScene(
             *(
                 t.detach().cpu().float().contiguous()
