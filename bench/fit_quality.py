@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 from videoscene_backend.fit import fit_scene, photo_views, video_views
-from videoscene_backend.fit.views import chosen_frames
+from videoscene_backend.fit.views import chosen_frames, other_frames
 from videoscene_backend.pipeline.fit_job import CPU_DEFAULTS, settings_from
 from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.render import render, to_uint8
@@ -45,6 +45,7 @@ GENERATOR = HERE / "fit_gt.py"
 SCENES = ("indoor_room", "outdoor_sky", "close_object")
 FRAMES = 49
 CACHE = HERE.parent / "out" / "bench" / "fit_quality"
+PICTURES = CACHE / "pictures"  # prior | fitted | ground truth per scene
 TARGETS = {
     "heldout_gain_min_db": 3.0,
     "path_black_max": 0.005,
@@ -117,7 +118,7 @@ def renders(scene, c2w: np.ndarray, K: np.ndarray, width: int, height: int):
             torch.from_numpy(k).float(),
             width,
             height,
-            backend="torch",
+            backend="auto",  # the compiled renderer on the CPU: every path frame in seconds
             return_alpha=True,
         )
         images.append(to_uint8(out.images)[0])
@@ -165,7 +166,10 @@ def fit(scene, data: dict, read_frame) -> tuple:
     wall, cpu = time.perf_counter(), time.process_time()
     views = video_views(read_frame, c2w, K, indices, settings.downscale)
     views += photo_views(scene, settings.downscale)
-    fitted, report = fit_scene(scene, views, settings, lambda *_: None, lambda: None)
+    coverage = video_views(
+        read_frame, c2w, K, other_frames(len(files), indices), settings.downscale
+    )
+    fitted, report = fit_scene(scene, views, settings, lambda *_: None, lambda: None, coverage)
     seconds = {
         "fit_s": round(time.perf_counter() - wall, 1),
         "fit_cpu_s": round(time.process_time() - cpu, 1),
@@ -202,7 +206,27 @@ def run_scene(folder: Path, stride: int, photo_scale: float) -> dict:
 
     control, info = fit(scene, data, coarse)
     result["control"] = {**evaluate(control, data, stride), **info}
+    save_pictures(folder.name, scene, fitted, data)
     return result
+
+
+PICTURE_PATH_FRAME = 4  # between the fit's chosen frames (0, 8, ...): seen only as a coverage view
+
+
+def save_pictures(name: str, prior, fitted, data: dict) -> None:
+    """prior | fitted | ground truth, side by side, at the first held-out camera and at a path
+    camera the fit does not learn from; written to PICTURES."""
+    width, height = data["size"]
+    K = intrinsics(prior, width, height, 1)
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    for label, (c2w, files), index in (
+        ("held", data["held"], 0),
+        ("path", data["path"], PICTURE_PATH_FRAME),
+    ):
+        row = [renders(s, c2w[index : index + 1], K, width, height)[0][0] for s in (prior, fitted)]
+        row.append(read_rgb(files[index]))
+        picture = cv2.cvtColor(np.concatenate(row, axis=1), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(PICTURES / f"{name}_{label}{index}.png"), picture)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +69,7 @@ class FitReport:
     views: int = 0
     photos: int = 0
     seeded: int = 0
+    hole_seeded: int = 0  # seeds added after the optimisation where views were still uncovered
     gaussians_before: int = 0
     gaussians_after: int = 0
     psnr_start: float = 0.0
@@ -82,6 +83,7 @@ class FitReport:
             "views": self.views,
             "photos": self.photos,
             "seeded_gaussians": self.seeded,
+            "hole_seeded_gaussians": self.hole_seeded,
             "gaussians_before": self.gaussians_before,
             "gaussians_after": self.gaussians_after,
             "psnr_start_db": round(self.psnr_start, 2),
@@ -99,14 +101,16 @@ class _Layer:
     alpha: torch.Tensor  # (H, W)
 
 
-def _render(scene: GaussianScene, view: FitView, settings: FitSettings, **flags):
+def _render(
+    scene: GaussianScene, view: FitView, settings: FitSettings, backend: str | None = None, **flags
+):
     return render(
         scene,
         view.c2w.to(settings.device)[None],
         view.K.to(settings.device)[None],
         view.width,
         view.height,
-        backend=settings.backend,
+        backend=backend or settings.backend,
         **flags,
     )
 
@@ -129,32 +133,69 @@ def prior_layers_and_seeds(
     settings: FitSettings,
     progress: ProgressFn,
     check_cancelled: Callable[[], None],
+    coverage: Sequence[FitView] = (),
 ) -> tuple[list[_Layer], Seeds]:
     """The prior rendered once per view, and seeds for what it leaves uncovered, view by view
-    (a view's coverage counts the seeds the views before it added)."""
+    (a view's coverage counts the seeds the views before it added). The coverage views (the
+    path frames the fit does not learn from) only seed: without them a pixel that only those
+    frames see would stay black along the path. No gradients here, so these renders go
+    through the fastest renderer there is ('auto': the compiled one on the CPU)."""
     layers, seeds = [], Seeds.empty()
     fallback = _scene_scale(scene, views)
-    for index, view in enumerate(views):
+    every = [*views, *coverage]
+    for index, view in enumerate(every):
         check_cancelled()
-        progress("render", index / len(views), f"prior at {view.name} ({index + 1}/{len(views)})")
-        out = _render(scene, view, settings, return_alpha=True, return_depth=True)
+        progress("render", index / len(every), f"prior at {view.name} ({index + 1}/{len(every)})")
+        out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
         colour, alpha, depth = out.images[0], out.alpha[0], out.depth[0]
-        layers.append(_Layer(colour.cpu(), alpha.cpu()))
-        coverage = alpha
+        if index < len(views):
+            layers.append(_Layer(colour.cpu(), alpha.cpu()))
+        coverage_alpha = alpha
         if len(seeds):
             seeded = _render(
                 seeds.as_scene(scene.sh_degree).to(settings.device),
                 view,
                 settings,
+                "auto",
                 return_alpha=True,
             )
-            coverage = alpha + (1 - alpha) * seeded.alpha[0]
+            coverage_alpha = alpha + (1 - alpha) * seeded.alpha[0]
         if len(seeds) < MAX_SEEDS:
             seeds = seeds.extend(
-                seeds_for_view(view, coverage.cpu().numpy(), depth.cpu().numpy(), fallback)
+                seeds_for_view(view, coverage_alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
             )
     progress("render", 1.0, f"{len(seeds)} Gaussians seeded")
     return layers, seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
+
+
+@torch.no_grad()
+def hole_seeds(
+    scene: GaussianScene,
+    views: Sequence[FitView],
+    settings: FitSettings,
+    check_cancelled: Callable[[], None],
+) -> Seeds:
+    """Seeds, after the optimisation, where the fitted scene still leaves a view uncovered
+    (the strategy pruned or shrank seeds there, or the views' seeds left gaps between them):
+    coloured by the view, so a path frame shows what it saw, not black."""
+    seeds, fallback = Seeds.empty(), _scene_scale(scene, list(views))
+    for view in views:
+        check_cancelled()
+        out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
+        alpha, depth = out.alpha[0], out.depth[0]
+        if len(seeds):
+            seeded = _render(
+                seeds.as_scene(scene.sh_degree).to(settings.device),
+                view,
+                settings,
+                "auto",
+                return_alpha=True,
+            )
+            alpha = alpha + (1 - alpha) * seeded.alpha[0]
+        seeds = seeds.extend(
+            seeds_for_view(view, alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
+        )
+    return seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
 
 
 def _parameters(scene: GaussianScene, device: str) -> dict[str, torch.nn.Parameter]:
@@ -217,8 +258,10 @@ def fit_scene(
     settings: FitSettings,
     progress: ProgressFn,
     check_cancelled: Callable[[], None],
+    coverage: Sequence[FitView] = (),
 ) -> tuple[GaussianScene, FitReport]:
-    """A new scene fitted to the views; `scene` is left as it was."""
+    """A new scene fitted to the views; `scene` is left as it was. The coverage views only add
+    seeds where they see what neither the scene nor the views' seeds cover."""
     if not views:
         raise ValueError("a fit needs at least one view")
     report = FitReport(
@@ -230,7 +273,9 @@ def fit_scene(
     device = settings.device
     prior = scene.to(device)
     start = time.perf_counter()
-    layers, seeds = prior_layers_and_seeds(prior, views, settings, progress, check_cancelled)
+    layers, seeds = prior_layers_and_seeds(
+        prior, views, settings, progress, check_cancelled, coverage
+    )
     report.seeded = len(seeds)
     report.timings["seed"] = time.perf_counter() - start
 
@@ -290,6 +335,12 @@ def fit_scene(
     with torch.no_grad():
         fitted = _as_scene(params)
         fitted = fitted if settings.refine_prior else _concatenated(prior, fitted)
+        start = time.perf_counter()
+        holes = hole_seeds(fitted, [*views, *coverage], settings, check_cancelled)
+        report.hole_seeded = len(holes)
+        if len(holes):
+            fitted = _concatenated(fitted, holes.as_scene(scene.sh_degree).to(device))
+        report.timings["holes"] = time.perf_counter() - start
         result = GaussianScene(
             *(
                 t.detach().cpu().float().contiguous()

@@ -17,7 +17,10 @@ import torch
 from ..scene.gaussians import SH_C0, GaussianScene
 from .views import FitView
 
-COVERED_ALPHA = 0.5
+COVERED_ALPHA = 0.5  # a pixel whose depth counts as the scene's surface
+# Seed below this coverage: a fit pixel that is half covered still holds full-size pixels that
+# are not (silhouettes, the seam between scene and seeds), which the path then shows black.
+SEED_BELOW_ALPHA = 0.9
 BEHIND = 1.03  # seeds sit 3 % further along their rays than the surface they take depth from
 FOOTPRINT = 0.6  # sigma in pixels of the fit size: neighbouring seeds overlap
 SEED_OPACITY = 0.8
@@ -83,7 +86,7 @@ def seeds_for_view(view: FitView, alpha: np.ndarray, depth: np.ndarray, fallback
     """Seeds for the pixels of `view` that alpha (the scene's, seeds so far included) leaves
     uncovered; depth is the scene's rendered depth at the view."""
     covered = (alpha >= COVERED_ALPHA) & (depth > 0)
-    uncovered = alpha < COVERED_ALPHA
+    uncovered = alpha < SEED_BELOW_ALPHA
     if not uncovered.any():
         return Seeds.empty()
     z = filled_depth(depth, covered, fallback)[uncovered] * BEHIND

@@ -63,6 +63,12 @@ def chosen_frames(count: int, max_views: int | None) -> list[int]:
     return sorted({round(i * (count - 1) / (max_views - 1)) for i in range(max_views)})
 
 
+def other_frames(count: int, chosen: Sequence[int]) -> list[int]:
+    """The frames a fit does not learn from: they only seed what the chosen ones miss."""
+    taken = set(chosen)
+    return [i for i in range(count) if i not in taken]
+
+
 def video_views(
     read_frame: Callable[[int], np.ndarray],
     c2w: np.ndarray,

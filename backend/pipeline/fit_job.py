@@ -20,7 +20,7 @@ from videoscene_protocol.params import FIT_SCENE, ID_PATTERN, MAX_CAMERAS
 
 from ..devices import default_device
 from ..fit import FitSettings, fit_scene, photo_views, video_views
-from ..fit.views import chosen_frames
+from ..fit.views import chosen_frames, other_frames
 from ..scene.ply import ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
 from .frame_store import (
@@ -208,7 +208,10 @@ def fit_scene_job(ctx: JobContext, request: JobRequest) -> JobOutput:
     views = video_views(video.read, video.c2w, video.K, indices, settings.downscale)
     if params["use_photos"]:
         views += photo_views(parent, settings.downscale)
-    fitted, report = fit_scene(parent, views, settings, ctx.progress, ctx.check_cancelled)
+    coverage = video_views(
+        video.read, video.c2w, video.K, other_frames(video.count, indices), settings.downscale
+    )
+    fitted, report = fit_scene(parent, views, settings, ctx.progress, ctx.check_cancelled, coverage)
     fitted.meta.update(
         parent_scene=scene_id,
         source=video.source["kind"],

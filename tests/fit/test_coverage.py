@@ -1,0 +1,66 @@
+"""The path frames a fit does not learn from still seed: no holes along the path between the
+chosen frames."""
+
+from __future__ import annotations
+
+import numpy as np
+from videoscene_backend.fit import FitSettings, fit_scene, video_views
+from videoscene_backend.fit.optimise import _concatenated, hole_seeds
+from videoscene_backend.fit.views import chosen_frames, other_frames
+
+from . import synthetic
+from .synthetic import HEIGHT, WIDTH
+
+SETTINGS = FitSettings(iterations=12, downscale=1.0, refine_prior=False)
+
+
+def _path() -> tuple[np.ndarray, np.ndarray]:
+    """Out and back: the two ends (the fit's chosen frames) at the parent's middle, the turn
+    far to the left, where only the frames between the ends look."""
+    c2w, K = synthetic.panning_cameras(5)
+    c2w[:, 0, 3] = [0.0, -1.0, -1.8, -1.0, 0.0]
+    return c2w, K
+
+
+def test_other_frames_are_the_rest_in_order():
+    chosen = chosen_frames(9, 3)
+    assert chosen == [0, 4, 8]
+    assert other_frames(9, chosen) == [1, 2, 3, 5, 6, 7]
+    assert other_frames(3, [0, 1, 2]) == []
+
+
+def test_coverage_views_fill_what_only_the_other_frames_see():
+    truth, parent = synthetic.wall(4.0), synthetic.wall(1.2)
+    c2w, K = _path()
+    frames = synthetic.frames_of(truth, c2w, K)
+    chosen = chosen_frames(len(frames), 2)
+    assert chosen == [0, 4]
+    views = video_views(lambda i: frames[i], c2w, K, chosen, SETTINGS.downscale)
+    others = video_views(
+        lambda i: frames[i], c2w, K, other_frames(len(frames), chosen), SETTINGS.downscale
+    )
+    ignore = lambda *_: None  # noqa: E731
+    without, _ = fit_scene(parent, views, SETTINGS, ignore, lambda: None)
+    fitted, report = fit_scene(parent, views, SETTINGS, ignore, lambda: None, coverage=others)
+    turn = slice(2, 3)
+    assert synthetic.black_fraction(truth, c2w[turn], K[turn]) < 0.01
+    assert synthetic.black_fraction(without, c2w[turn], K[turn]) > 0.2  # the gap it leaves
+    assert synthetic.black_fraction(fitted, c2w, K) < 0.01
+    assert report.views == len(views)  # coverage views seed; they are not learned from
+
+
+def test_hole_seeds_fill_only_what_the_scene_leaves_uncovered():
+    truth, parent = synthetic.wall(4.0), synthetic.wall(1.2)
+    c2w, K = _path()
+    frames = synthetic.frames_of(truth, c2w, K)
+    middle = video_views(lambda i: frames[i], c2w, K, [0], SETTINGS.downscale)
+    turn = video_views(lambda i: frames[i], c2w, K, [2], SETTINGS.downscale)
+    assert len(hole_seeds(truth, middle, SETTINGS, lambda: None)) == 0  # nothing uncovered
+    holes = hole_seeds(parent, turn, SETTINGS, lambda: None)
+    uncovered = synthetic.black_fraction(parent, c2w[2:3], K[2:3]) * WIDTH * HEIGHT
+    assert abs(len(holes) - uncovered) <= 0.02 * WIDTH * HEIGHT  # one seed per uncovered pixel
+    filled = _concatenated(parent, holes.as_scene(parent.sh_degree))
+    assert synthetic.black_fraction(filled, c2w[2:3], K[2:3]) < 0.01
+    # coloured by the view: the filled render matches the frame where the parent left a hole
+    rendered = synthetic.frames_of(filled, c2w[2:3], K[2:3])[0].astype(float)
+    assert np.abs(rendered - frames[2]).mean() < 20
