@@ -233,6 +233,10 @@ def use_workbench() -> None:
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light, scene.display.shading.color_type = "FLAT", "MATERIAL"
     scene.view_settings.view_transform, scene.view_settings.look = "Standard", "None"
+    # Workbench renders without a world on a white backdrop in 4.2 (black in 5.0): a black
+    # world, as the backend's background
+    scene.world = bpy.data.worlds.new("Black")
+    scene.world.color = (0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("which", ["random", "coherent"])
@@ -252,9 +256,9 @@ def test_solid_mode_shows_the_colours(
     print("solid PSNR", which, point_cloud_path, bpy.app.version_string, psnr(image, expected))
     mean = np.broadcast_to(expected.reshape(-1, 3).mean(axis=0), expected.shape)
     # Issue #20 asks 18 dB. Workbench draws opaque faces, one colour a face: measured 15.5 dB
-    # (random colours) and 16.5 dB (a colour field) on both paths and versions, the error
-    # mostly where the backend blends several Gaussians (two thirds of it at the fading rims);
-    # the splat's mean colour alone, as before, gives 13.0 dB.
+    # (random colours) and 16.5 dB (a colour field) on both paths in 5.0.1, 16.5 and 17.0 dB
+    # in 4.2.23; the error is where the backend blends several Gaussians (two thirds of it at
+    # the splat's fading rims). The splat's mean colour alone, as before, gives 13.0 dB.
     assert psnr(image, expected) >= 15.0
     assert psnr(image, expected) > psnr(mean, expected) + 2.0
 
@@ -280,7 +284,7 @@ def test_solid_companion_is_not_in_eevee_or_cycles_renders(addon, reference, tmp
     assert min(renders.values()) >= 60.0, renders
     # and Workbench draws nothing of the splat's own points beneath the companion
     use_workbench()
-    assert rendered(tmp_path).max() < 0.01
+    assert rendered(tmp_path).max() < 0.02  # the black world, dithered to 8 bits
 
 
 def test_solid_mode_leaves_other_objects_and_the_shading_alone(addon, reference, tmp_path):
