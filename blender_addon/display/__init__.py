@@ -13,8 +13,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from . import modifier
-from .attributes import srgb_to_linear
+from . import modifier, solid
 from .material import gaussian_material
 
 
@@ -23,18 +22,15 @@ def show_gaussians(
 ) -> bpy.types.Object:
     """Give a splat object (a point cloud, or a mesh of its points) the Gaussian display.
 
-    Solid mode (Workbench) draws a point cloud in its material's viewport colour only: neither
-    per-point material indices nor colour attributes (VERTEX) reach it on 4.2 or 5.0, so the
-    best it shows is the splat's mean colour (opacity-weighted), set on the shared materials
-    by the latest import."""
+    Solid mode (Workbench) draws a point cloud in one material's viewport colour only, so the
+    splat's own materials are hidden there and a companion mesh shows its colours (solid.py)."""
     data_materials = obj.data.materials
     data_materials.clear()
     data_materials.append(gaussian_material(sorted_order=False))
-    weights = np.asarray(opacities, dtype=np.float64)[:, None]
-    mean = (np.clip(colors, 0.0, 1.0) * weights).sum(axis=0) / max(weights.sum(), 1e-12)
     for sorted_order in (False, True):
-        gaussian_material(sorted_order).diffuse_color = (*srgb_to_linear(mean).tolist(), 1.0)
+        solid.hide_in_workbench(gaussian_material(sorted_order))
     modifier.add_display_modifier(obj)
+    solid.add_solid_companion(obj)
     obj.visible_shadow = False  # emissive Gaussians light nothing and cast nothing
     return obj
 

@@ -1,0 +1,284 @@
+"""What Solid mode (Workbench) shows of a splat: its Gaussians as coloured octahedra.
+
+Workbench draws a point cloud in one material's viewport colour (per-point material indices and
+colour attributes do not reach point clouds on 4.2 or 5.0), but it draws a mesh face in the
+viewport colour of the face's material, the default Solid colour type (MATERIAL). So each splat
+gets a companion: a child mesh object whose Geometry Nodes read the splat's evaluated points
+(Object Info, so the viewport density and the splat's transform follow with no Python) and put
+one octahedron per Gaussian, its vertices along the Gaussian's axes, each face coloured from a
+shared palette of PALETTE_LEVELS^3 materials (sRGB levels, as 3DGS blends colours).
+
+The octahedron spans where the Gaussian's alpha along a ray through its centre reaches 1/2
+(sigma * sqrt(2 ln(2 opacity))), times OCTAHEDRON_SCALE so that its outline covers about the
+ellipse's area; Gaussians that never reach alpha 1/2 show nothing, as Workbench draws opaque.
+
+The companion is Solid mode only: camera, shadow and all other ray visibility off, and its
+materials are transparent, so EEVEE and Cycles render nothing of it; the splat's own materials
+get viewport alpha 0, so Workbench draws nothing of the points beneath. The companion holds no
+splat data (its mesh is the unit octahedron holding the palette; splat finders look for the
+"opacity" attribute), so exports and rebuilds read the splat as before. Cost: 6 vertices and 8
+triangles per Gaussian shown (opacity over 1/2), with 4 float vectors and a float per vertex,
+built wherever the depsgraph evaluates the companion (EEVEE and Cycles renders too, invisible
+there), again whenever the splat's display changes (it follows the scene camera).
+"""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+
+from .attributes import (
+    AXIS_ATTRIBUTES,
+    COLOR_ATTRIBUTE,
+    SRGB_ATTRIBUTE,
+    VARIANCE_ATTRIBUTE,
+    srgb_to_linear,
+)
+from .material import BLUR_ATTRIBUTE
+from .modifier import input_identifier
+
+GROUP_NAME = "VideoScene Solid Colours"
+MODIFIER_NAME = "VideoScene Solid"
+COMPANION_SUFFIX = " (Solid)"
+PALETTE_PREFIX = "VideoScene Solid "
+PALETTE_LEVELS = 6  # per channel: 216 shared materials, a worst-case error of 0.1 in sRGB
+# The octahedron inscribed in a sphere has 0.55 of its projected area at most; 1.35^2 * 0.55
+# is about 1, so the octahedron's outline covers about the alpha-1/2 ellipse's area (and of
+# 0.6, 0.8, 1.0, 1.35 it measured best against the backend: 14.5, 15.0, 15.3, 15.5 dB).
+OCTAHEDRON_SCALE = 1.35
+MIN_OPACITY = 0.5  # alpha never reaches 1/2 at or under this opacity
+CENTRE_ATTRIBUTE = "solid_centre"
+PALETTE_ATTRIBUTE = "solid_palette"
+SPAN_ATTRIBUTES = ("solid_span_x", "solid_span_y", "solid_span_z")
+OCTAHEDRON_VERTICES = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
+OCTAHEDRON_FACES = [
+    (x, y, z) if (x + y + z) % 2 else (x, z, y) for x in (0, 1) for y in (2, 3) for z in (4, 5)
+]
+
+
+class _Builder:
+    def __init__(self, tree: bpy.types.NodeTree) -> None:
+        self.nodes, self.links = tree.nodes, tree.links
+
+    def node(self, kind: str, inputs: dict | None = None, **props):
+        node = self.nodes.new(kind)
+        for key, value in props.items():
+            setattr(node, key, value)
+        for key, value in (inputs or {}).items():
+            if isinstance(value, bpy.types.NodeSocket):
+                self.links.new(value, node.inputs[key])
+            else:
+                node.inputs[key].default_value = value
+        node.location = (200.0 * (len(self.nodes) % 10), -180.0 * (len(self.nodes) // 10))
+        return node
+
+    def math(self, operation: str, a, b=None):
+        inputs = {0: a} if b is None else {0: a, 1: b}
+        return self.node("ShaderNodeMath", inputs, operation=operation).outputs[0]
+
+    def vector(self, operation: str, a, b):
+        node = self.node("ShaderNodeVectorMath", {0: a, 1: b}, operation=operation)
+        return node.outputs["Value" if operation == "DOT_PRODUCT" else "Vector"]
+
+    def scaled(self, vector, scale):
+        node = self.node("ShaderNodeVectorMath", {0: vector, "Scale": scale}, operation="SCALE")
+        return node.outputs["Vector"]
+
+    def attribute(self, name: str, data_type: str):
+        node = self.node("GeometryNodeInputNamedAttribute", {"Name": name}, data_type=data_type)
+        return node.outputs["Attribute"]
+
+    def store(self, geometry, name: str, value, data_type: str):
+        inputs = {"Geometry": geometry, "Name": name, "Value": value}
+        node = self.node(
+            "GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT"
+        )
+        return node.outputs[0]
+
+
+def solid_group() -> bpy.types.NodeTree:
+    group = bpy.data.node_groups.get(GROUP_NAME)
+    if group is not None and group.bl_idname == "GeometryNodeTree":
+        return group
+    group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
+    interface = group.interface
+    interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    socket = interface.new_socket("Splat", in_out="INPUT", socket_type="NodeSocketObject")
+    socket.description = "The splat whose Gaussians Solid mode shows"
+    interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    b = _Builder(group)
+    given = b.node("NodeGroupInput")
+    info = b.node(
+        "GeometryNodeObjectInfo", {"Object": given.outputs["Splat"]}, transform_space="RELATIVE"
+    )
+    parts = b.node("GeometryNodeSeparateComponents", {0: info.outputs["Geometry"]})
+    # a display that draws each Gaussian as a mesh face: one point per face, at its centre
+    from_faces = b.node("GeometryNodeMeshToPoints", {"Mesh": parts.outputs["Mesh"]}, mode="FACES")
+    join = b.node("GeometryNodeJoinGeometry")
+    b.links.new(parts.outputs["Point Cloud"], join.inputs[0])
+    b.links.new(from_faces.outputs["Points"], join.inputs[0])
+    points = join.outputs[0]
+
+    # Where alpha through the centre reaches 1/2: sqrt(2 ln(2 opacity)) sigmas.
+    rgba = b.node("FunctionNodeSeparateColor", {0: b.attribute(COLOR_ATTRIBUTE, "FLOAT_COLOR")})
+    opacity = rgba.outputs["Alpha"]
+    faint = b.node(
+        "FunctionNodeCompare",
+        {0: opacity, 1: MIN_OPACITY},
+        data_type="FLOAT",
+        operation="LESS_EQUAL",
+    ).outputs[0]
+    points = b.node(
+        "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": faint}, domain="POINT"
+    ).outputs[0]
+    reach = b.math(
+        "SQRT",
+        b.math("MULTIPLY", b.math("LOGARITHM", b.math("MULTIPLY", opacity, 2.0), math.e), 2.0),
+    )
+    reach = b.math("MULTIPLY", reach, OCTAHEDRON_SCALE)
+    variance = b.node("ShaderNodeSeparateXYZ", {0: b.attribute(VARIANCE_ATTRIBUTE, "FLOAT_VECTOR")})
+    blur = b.attribute(BLUR_ATTRIBUTE, "FLOAT")
+    spans = []
+    for index, axis_name in enumerate(AXIS_ATTRIBUTES):
+        sigma = b.math("SQRT", b.math("ADD", variance.outputs[index], blur))
+        spans.append(
+            b.scaled(b.attribute(axis_name, "FLOAT_VECTOR"), b.math("MULTIPLY", sigma, reach))
+        )
+
+    # Palette index from the sRGB colour, PALETTE_LEVELS levels a channel.
+    srgb = b.node("ShaderNodeSeparateXYZ", {0: b.attribute(SRGB_ATTRIBUTE, "FLOAT_VECTOR")})
+    palette = None
+    for channel in range(3):
+        level = b.math("ROUND", b.math("MULTIPLY", srgb.outputs[channel], PALETTE_LEVELS - 1))
+        level = b.math("MINIMUM", b.math("MAXIMUM", level, 0.0), PALETTE_LEVELS - 1)
+        term = b.math("MULTIPLY", level, float(PALETTE_LEVELS**channel))
+        palette = term if palette is None else b.math("ADD", palette, term)
+
+    # Fresh points that carry only what the octahedra need (the splat's own attributes, its
+    # SH bands among them, would otherwise be copied onto every vertex).
+    count = b.node("GeometryNodeAttributeDomainSize", {0: points}, component="POINTCLOUD")
+    fresh = b.node("GeometryNodePoints", {"Count": count.outputs["Point Count"]}).outputs[0]
+
+    def sampled(value, data_type: str):
+        node = b.node(
+            "GeometryNodeSampleIndex",
+            {
+                "Geometry": points,
+                "Value": value,
+                "Index": b.node("GeometryNodeInputIndex").outputs[0],
+            },
+            data_type=data_type,
+            domain="POINT",
+        )
+        return node.outputs[0]
+
+    position = b.node("GeometryNodeInputPosition").outputs[0]
+    fresh = b.node(
+        "GeometryNodeSetPosition",
+        {"Geometry": fresh, "Position": sampled(position, "FLOAT_VECTOR")},
+    ).outputs[0]
+    fresh = b.store(
+        fresh, CENTRE_ATTRIBUTE, b.node("GeometryNodeInputPosition").outputs[0], "FLOAT_VECTOR"
+    )
+    fresh = b.store(fresh, PALETTE_ATTRIBUTE, sampled(palette, "FLOAT"), "FLOAT")
+    for name, span in zip(SPAN_ATTRIBUTES, spans, strict=True):
+        fresh = b.store(fresh, name, sampled(span, "FLOAT_VECTOR"), "FLOAT_VECTOR")
+
+    # The companion's own mesh, a unit octahedron holding the palette, on each point,
+    # realised (Workbench draws the evaluated mesh's materials: the palette, in order), its
+    # vertices then moved along the Gaussian's spans.
+    octahedron = given.outputs["Geometry"]
+    instances = b.node(
+        "GeometryNodeInstanceOnPoints", {"Points": fresh, "Instance": octahedron}
+    ).outputs[0]
+    mesh = b.node("GeometryNodeRealizeInstances", {"Geometry": instances}).outputs[0]
+    centre = b.attribute(CENTRE_ATTRIBUTE, "FLOAT_VECTOR")
+    unit = b.node(
+        "ShaderNodeSeparateXYZ",
+        {0: b.vector("SUBTRACT", b.node("GeometryNodeInputPosition").outputs[0], centre)},
+    )
+    moved = centre
+    for index, name in enumerate(SPAN_ATTRIBUTES):
+        offset = b.scaled(b.attribute(name, "FLOAT_VECTOR"), unit.outputs[index])
+        moved = b.vector("ADD", moved, offset)
+    mesh = b.node("GeometryNodeSetPosition", {"Geometry": mesh, "Position": moved}).outputs[0]
+    mesh = b.node(
+        "GeometryNodeSetMaterialIndex",
+        {"Geometry": mesh, "Material Index": b.attribute(PALETTE_ATTRIBUTE, "FLOAT")},
+    ).outputs[0]
+    b.links.new(mesh, b.node("NodeGroupOutput").inputs[0])
+    return group
+
+
+def palette_colours() -> np.ndarray:
+    """(PALETTE_LEVELS^3, 3) sRGB colours, red fastest, as the node group indexes them."""
+    levels = np.linspace(0.0, 1.0, PALETTE_LEVELS)
+    blue, green, red = np.meshgrid(levels, levels, levels, indexing="ij")
+    return np.stack([red.ravel(), green.ravel(), blue.ravel()], axis=1)
+
+
+def palette_materials() -> list[bpy.types.Material]:
+    """The shared palette: Workbench shows each one's viewport colour; EEVEE and Cycles see a
+    Transparent BSDF (nothing)."""
+    materials = []
+    for srgb in palette_colours():
+        red, green, blue = (round(value * (PALETTE_LEVELS - 1)) for value in srgb)
+        name = f"{PALETTE_PREFIX}{red}{green}{blue}"
+        material = bpy.data.materials.get(name) or _transparent_material(name)
+        material.diffuse_color = (*srgb_to_linear(srgb).tolist(), 1.0)
+        materials.append(material)
+    return materials
+
+
+def _transparent_material(name: str) -> bpy.types.Material:
+    material = bpy.data.materials.new(name)
+    if material.node_tree is None:
+        material.use_nodes = True
+    nodes = material.node_tree.nodes
+    nodes.clear()
+    output = nodes.new("ShaderNodeOutputMaterial")
+    transparent = nodes.new("ShaderNodeBsdfTransparent")
+    material.node_tree.links.new(transparent.outputs[0], output.inputs["Surface"])
+    material.surface_render_method = "DITHERED"
+    material.roughness, material.metallic, material.specular_intensity = 1.0, 0.0, 0.0
+    return material
+
+
+def companion(splat: bpy.types.Object) -> bpy.types.Object | None:
+    """The child whose Solid modifier shows `splat` (found by reference: renames keep it)."""
+    for child in splat.children:
+        modifier = child.modifiers.get(MODIFIER_NAME)
+        shows = modifier is not None and modifier.type == "NODES" and modifier.node_group
+        if shows and modifier[input_identifier(modifier, "Splat")] == splat:
+            return child
+    return None
+
+
+def add_solid_companion(splat: bpy.types.Object) -> bpy.types.Object:
+    """The splat's Solid-mode companion (made once; follows the splat as its child)."""
+    obj = companion(splat)
+    if obj is None:
+        mesh = bpy.data.meshes.new(splat.name + COMPANION_SUFFIX)
+        mesh.from_pydata(OCTAHEDRON_VERTICES, [], OCTAHEDRON_FACES)
+        obj = bpy.data.objects.new(mesh.name, mesh)
+        for collection in splat.users_collection:
+            collection.objects.link(obj)
+        obj.parent = splat
+    obj.data.materials.clear()
+    for material in palette_materials():
+        obj.data.materials.append(material)
+    obj.hide_select = True  # clicks select the splat, not its Solid colours
+    for ray in ("camera", "shadow", "diffuse", "glossy", "transmission", "volume_scatter"):
+        setattr(obj, f"visible_{ray}", False)
+    modifier = obj.modifiers.get(MODIFIER_NAME) or obj.modifiers.new(MODIFIER_NAME, "NODES")
+    modifier.node_group = solid_group()
+    modifier[input_identifier(modifier, "Splat")] = splat
+    return obj
+
+
+def hide_in_workbench(material: bpy.types.Material) -> None:
+    """Workbench draws nothing of a material with viewport alpha 0; EEVEE and Cycles never
+    read the viewport colour."""
+    material.diffuse_color = (*material.diffuse_color[:3], 0.0)
