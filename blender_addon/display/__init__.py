@@ -11,15 +11,12 @@ display writes only its own attributes, so the exported PLY is the imported one.
 from __future__ import annotations
 
 import bpy
-import numpy as np
 
 from . import modifier, solid
 from .material import gaussian_material
 
 
-def show_gaussians(
-    obj: bpy.types.Object, colors: np.ndarray, opacities: np.ndarray
-) -> bpy.types.Object:
+def show_gaussians(obj: bpy.types.Object) -> bpy.types.Object:
     """Give a splat object (a point cloud, or a mesh of its points) the Gaussian display.
 
     Solid mode (Workbench) draws a point cloud in one material's viewport colour only, so the

@@ -150,7 +150,7 @@ def import_splat(
             obj.parent = parent
         try:
             compat.make_point_cloud(context, obj, convert=convert)
-            return display.show_gaussians(obj, arrays["colors"], arrays["opacities"])
+            return display.show_gaussians(obj)
         except Exception as exc:
             raise VideoSceneError(
                 ErrorCode.INTERNAL,
