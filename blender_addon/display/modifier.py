@@ -58,7 +58,9 @@ PIXEL_ANGLE_VARIABLES = {
 }
 
 
-class _Builder:
+class GeometryBuilder:
+    """Adds Geometry Nodes and links to a node group (display and Solid graphs)."""
+
     def __init__(self, tree: bpy.types.NodeTree) -> None:
         self.nodes, self.links = tree.nodes, tree.links
 
@@ -78,6 +80,25 @@ class _Builder:
         inputs = {0: a} if b is None else {0: a, 1: b}
         return self.node("ShaderNodeMath", inputs, operation=operation).outputs[0]
 
+    def vector(self, operation: str, a, b):
+        node = self.node("ShaderNodeVectorMath", {0: a, 1: b}, operation=operation)
+        return node.outputs["Value" if operation == "DOT_PRODUCT" else "Vector"]
+
+    def scaled(self, vector, scale):
+        node = self.node("ShaderNodeVectorMath", {0: vector, "Scale": scale}, operation="SCALE")
+        return node.outputs["Vector"]
+
+    def attribute(self, name: str, data_type: str):
+        node = self.node("GeometryNodeInputNamedAttribute", {"Name": name}, data_type=data_type)
+        return node.outputs["Attribute"]
+
+    def store(self, geometry, name: str, value, data_type: str):
+        inputs = {"Geometry": geometry, "Name": name, "Value": value}
+        node = self.node(
+            "GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT"
+        )
+        return node.outputs[0]
+
 
 def display_group() -> bpy.types.NodeTree:
     group = current_group(GROUP_NAME, "GeometryNodeTree")
@@ -91,7 +112,7 @@ def display_group() -> bpy.types.NodeTree:
         if low is not None:
             socket.min_value, socket.max_value = low, high
     interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-    b = _Builder(group)
+    b = GeometryBuilder(group)
     given = b.node("NodeGroupInput")
     parts = b.node("GeometryNodeSeparateComponents", {0: given.outputs["Geometry"]})
     from_mesh = b.node("GeometryNodeMeshToPoints", {"Mesh": parts.outputs["Mesh"]}, mode="VERTICES")
@@ -128,27 +149,15 @@ def display_group() -> bpy.types.NodeTree:
     ).outputs["Value"]
     footprint = b.math("MULTIPLY", distance, given.outputs["Pixel Angle"])
     blur = b.math("MULTIPLY", b.math("MULTIPLY", footprint, footprint), SCREEN_BLUR_PX2)
-    points = b.node(
-        "GeometryNodeStoreNamedAttribute",
-        {"Geometry": points, "Name": BLUR_ATTRIBUTE, "Value": blur},
-        data_type="FLOAT",
-        domain="POINT",
-    ).outputs[0]
-    variance = b.node(
-        "GeometryNodeInputNamedAttribute", {"Name": VARIANCE_ATTRIBUTE}, data_type="FLOAT_VECTOR"
-    ).outputs["Attribute"]
+    points = b.store(points, BLUR_ATTRIBUTE, blur, "FLOAT")
+    variance = b.attribute(VARIANCE_ATTRIBUTE, "FLOAT_VECTOR")
     axes = b.node("ShaderNodeSeparateXYZ", {0: variance})
     widest = b.math("MAXIMUM", b.math("MAXIMUM", axes.outputs[0], axes.outputs[1]), axes.outputs[2])
     sigma = b.math("SQRT", b.math("ADD", widest, blur))
     radius = b.math("MULTIPLY", sigma, RADIUS_SIGMAS)
     points = b.node("GeometryNodeSetPointRadius", {"Points": points, "Radius": radius}).outputs[0]
 
-    points = b.node(
-        "GeometryNodeStoreNamedAttribute",
-        {"Geometry": points, "Name": CENTER_ATTRIBUTE, "Value": position},
-        data_type="FLOAT_VECTOR",
-        domain="POINT",
-    ).outputs[0]
+    points = b.store(points, CENTER_ATTRIBUTE, position, "FLOAT_VECTOR")
 
     # Order and material. Sorted: far to near by depth along the camera's axis (the backend's
     # sort key), each Gaussian drawn as a quad parallel to the camera's image plane through its

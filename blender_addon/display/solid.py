@@ -37,7 +37,7 @@ from .attributes import (
     srgb_to_linear,
 )
 from .material import BLUR_ATTRIBUTE
-from .modifier import input_identifier
+from .modifier import GeometryBuilder, input_identifier
 
 GROUP_NAME = "VideoScene Solid Colours"
 MODIFIER_NAME = "VideoScene Solid"
@@ -58,46 +58,6 @@ OCTAHEDRON_FACES = [
 ]
 
 
-class _Builder:
-    def __init__(self, tree: bpy.types.NodeTree) -> None:
-        self.nodes, self.links = tree.nodes, tree.links
-
-    def node(self, kind: str, inputs: dict | None = None, **props):
-        node = self.nodes.new(kind)
-        for key, value in props.items():
-            setattr(node, key, value)
-        for key, value in (inputs or {}).items():
-            if isinstance(value, bpy.types.NodeSocket):
-                self.links.new(value, node.inputs[key])
-            else:
-                node.inputs[key].default_value = value
-        node.location = (200.0 * (len(self.nodes) % 10), -180.0 * (len(self.nodes) // 10))
-        return node
-
-    def math(self, operation: str, a, b=None):
-        inputs = {0: a} if b is None else {0: a, 1: b}
-        return self.node("ShaderNodeMath", inputs, operation=operation).outputs[0]
-
-    def vector(self, operation: str, a, b):
-        node = self.node("ShaderNodeVectorMath", {0: a, 1: b}, operation=operation)
-        return node.outputs["Value" if operation == "DOT_PRODUCT" else "Vector"]
-
-    def scaled(self, vector, scale):
-        node = self.node("ShaderNodeVectorMath", {0: vector, "Scale": scale}, operation="SCALE")
-        return node.outputs["Vector"]
-
-    def attribute(self, name: str, data_type: str):
-        node = self.node("GeometryNodeInputNamedAttribute", {"Name": name}, data_type=data_type)
-        return node.outputs["Attribute"]
-
-    def store(self, geometry, name: str, value, data_type: str):
-        inputs = {"Geometry": geometry, "Name": name, "Value": value}
-        node = self.node(
-            "GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT"
-        )
-        return node.outputs[0]
-
-
 def solid_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.get(GROUP_NAME)
     if group is not None and group.bl_idname == "GeometryNodeTree":
@@ -108,7 +68,7 @@ def solid_group() -> bpy.types.NodeTree:
     socket = interface.new_socket("Splat", in_out="INPUT", socket_type="NodeSocketObject")
     socket.description = "The splat whose Gaussians Solid mode shows"
     interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-    b = _Builder(group)
+    b = GeometryBuilder(group)
     given = b.node("NodeGroupInput")
     info = b.node(
         "GeometryNodeObjectInfo", {"Object": given.outputs["Splat"]}, transform_space="RELATIVE"
