@@ -150,22 +150,33 @@ def prior_layers_and_seeds(
         colour, alpha, depth = out.images[0], out.alpha[0], out.depth[0]
         if index < len(views):
             layers.append(_Layer(colour.cpu(), alpha.cpu()))
-        coverage_alpha = alpha
-        if len(seeds):
-            seeded = _render(
-                seeds.as_scene(scene.sh_degree).to(settings.device),
-                view,
-                settings,
-                "auto",
-                return_alpha=True,
-            )
-            coverage_alpha = alpha + (1 - alpha) * seeded.alpha[0]
+        coverage_alpha = _with_seeds(alpha, seeds, scene, view, settings)
         if len(seeds) < MAX_SEEDS:
             seeds = seeds.extend(
                 seeds_for_view(view, coverage_alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
             )
     progress("render", 1.0, f"{len(seeds)} Gaussians seeded")
     return layers, seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
+
+
+def _with_seeds(
+    alpha: torch.Tensor,
+    seeds: Seeds,
+    scene: GaussianScene,
+    view: FitView,
+    settings: FitSettings,
+) -> torch.Tensor:
+    """The coverage of `view`: the scene's alpha there, with the seeds made so far behind it."""
+    if not len(seeds):
+        return alpha
+    seeded = _render(
+        seeds.as_scene(scene.sh_degree).to(settings.device),
+        view,
+        settings,
+        "auto",
+        return_alpha=True,
+    )
+    return alpha + (1 - alpha) * seeded.alpha[0]
 
 
 @torch.no_grad()
@@ -182,16 +193,8 @@ def hole_seeds(
     for view in views:
         check_cancelled()
         out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
-        alpha, depth = out.alpha[0], out.depth[0]
-        if len(seeds):
-            seeded = _render(
-                seeds.as_scene(scene.sh_degree).to(settings.device),
-                view,
-                settings,
-                "auto",
-                return_alpha=True,
-            )
-            alpha = alpha + (1 - alpha) * seeded.alpha[0]
+        alpha = _with_seeds(out.alpha[0], seeds, scene, view, settings)
+        depth = out.depth[0]
         seeds = seeds.extend(
             seeds_for_view(view, alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
         )
