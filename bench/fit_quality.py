@@ -11,7 +11,8 @@ settings (fit_job.CPU_DEFAULTS: the params' null on a CPU):
 - `control`: the prior's own coarse render along the path as the video (what runs without
   the video model): it must not lower the held-out PSNR by more than CONTROL_MAX_LOSS_DB.
 Reported for prior, fitted and control, same run: PSNR at the path cameras and at the held-out
-cameras (all pixels; black counts as wrong), black fraction along the path (alpha < 0.5),
+cameras (all pixels; black counts as wrong), black fraction (alpha < 0.5) along the path and
+at the held-out cameras (which the fit's hole pass never looks at),
 Gaussians, fit seconds and CPU seconds. `--eval-stride N` evaluates every N-th path camera
 (all by default; rendering a few hundred thousand Gaussians takes seconds per view on a CPU);
 `--photo-scale S` builds the prior from the photos resized by S (fewer Gaussians, cheaper
@@ -32,8 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from videoscene_backend.fit import fit_scene, photo_views, video_views
-from videoscene_backend.fit.views import chosen_frames, other_frames
+from videoscene_backend.fit import fit_inputs, fit_scene
 from videoscene_backend.pipeline.fit_job import CPU_DEFAULTS, settings_from
 from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.render import render, to_uint8
@@ -133,7 +133,7 @@ def evaluate(scene, data: dict, stride: int) -> dict:
     K = intrinsics(scene, width, height, len(files))
     images, alphas = renders(scene, c2w[chosen], K[chosen], width, height)
     held_c2w, held_files = data["held"]
-    held_images, _ = renders(scene, held_c2w, K[: len(held_files)], width, height)
+    held_images, held_alphas = renders(scene, held_c2w, K[: len(held_files)], width, height)
     return {
         "psnr_path": round(
             float(
@@ -152,6 +152,8 @@ def evaluate(scene, data: dict, stride: int) -> dict:
             2,
         ),
         "path_black": round(float(np.mean([(a < 0.5).mean() for a in alphas])), 5),
+        # the hole pass looks at every path camera; the held-out ones it never sees
+        "heldout_black": round(float(np.mean([(a < 0.5).mean() for a in held_alphas])), 5),
         "gaussians": scene.num_gaussians,
     }
 
@@ -162,14 +164,17 @@ def fit(scene, data: dict, read_frame) -> tuple:
     width, height = data["size"]
     c2w, files = data["path"]
     K = intrinsics(scene, width, height, len(files))
-    indices = chosen_frames(len(files), max_views)
     wall, cpu = time.perf_counter(), time.process_time()
-    views = video_views(read_frame, c2w, K, indices, settings.downscale)
-    views += photo_views(scene, settings.downscale)
-    coverage = video_views(
-        read_frame, c2w, K, other_frames(len(files), indices), settings.downscale
+    inputs = fit_inputs(read_frame, c2w, K, len(files), scene, settings.downscale, max_views)
+    fitted, report = fit_scene(
+        scene,
+        inputs.views,
+        settings,
+        lambda *_: None,
+        lambda: None,
+        inputs.coverage,
+        inputs.holes,
     )
-    fitted, report = fit_scene(scene, views, settings, lambda *_: None, lambda: None, coverage)
     seconds = {
         "fit_s": round(time.perf_counter() - wall, 1),
         "fit_cpu_s": round(time.process_time() - cpu, 1),

@@ -1,6 +1,9 @@
 """Fitting a scene to a video along known cameras (the fit_scene job, docs/protocol.md).
 
-    result = fit_scene(scene, views, settings, progress, check_cancelled)
+    inputs = fit_inputs(read_frame, c2w, K, count, scene, settings.downscale, max_views)
+    result = fit_scene(
+        scene, inputs.views, settings, progress, check_cancelled, inputs.coverage, inputs.holes
+    )
 
 Starts from the scene's Gaussians, adds Gaussians where the frames show what the scene does not
 cover (seed.py), and optimises them with an L1 + D-SSIM loss against the frames and the two
@@ -9,6 +12,15 @@ reference photos (loss.py), densifying and pruning with gsplat's DefaultStrategy
 """
 
 from .optimise import FitReport, FitSettings, fit_scene
-from .views import FitView, photo_views, video_views
+from .views import FitInputs, FitView, fit_inputs, photo_views, video_views
 
-__all__ = ["FitReport", "FitSettings", "FitView", "fit_scene", "photo_views", "video_views"]
+__all__ = [
+    "FitInputs",
+    "FitReport",
+    "FitSettings",
+    "FitView",
+    "fit_inputs",
+    "fit_scene",
+    "photo_views",
+    "video_views",
+]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,14 +182,19 @@ def _with_seeds(
 @torch.no_grad()
 def hole_seeds(
     scene: GaussianScene,
-    views: Sequence[FitView],
+    views: Iterable[FitView],
     settings: FitSettings,
     check_cancelled: Callable[[], None],
+    fallback: float | None = None,
 ) -> Seeds:
     """Seeds, after the optimisation, where the fitted scene still leaves a view uncovered
     (the strategy pruned or shrank seeds there, or the views' seeds left gaps between them):
-    coloured by the view, so a path frame shows what it saw, not black."""
-    seeds, fallback = Seeds.empty(), _scene_scale(scene, list(views))
+    coloured by the view, so a path frame shows what it saw, not black. `fallback` is the
+    depth of a view that sees no surface at all (the scene's scale by default)."""
+    if fallback is None:  # reads the views twice: pass it for views read lazily
+        views = list(views)
+        fallback = _scene_scale(scene, views)
+    seeds = Seeds.empty()
     for view in views:
         check_cancelled()
         out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
@@ -262,9 +267,12 @@ def fit_scene(
     progress: ProgressFn,
     check_cancelled: Callable[[], None],
     coverage: Sequence[FitView] = (),
+    holes: Sequence[FitView] | None = None,
 ) -> tuple[GaussianScene, FitReport]:
     """A new scene fitted to the views; `scene` is left as it was. The coverage views only add
-    seeds where they see what neither the scene nor the views' seeds cover."""
+    seeds where they see what neither the scene nor the views' seeds cover. The hole pass
+    after the optimisation looks at `holes` (views and coverage by default; views.fit_inputs
+    gives every frame at its own size)."""
     if not views:
         raise ValueError("a fit needs at least one view")
     report = FitReport(
@@ -339,10 +347,11 @@ def fit_scene(
         fitted = _as_scene(params)
         fitted = fitted if settings.refine_prior else _concatenated(prior, fitted)
         start = time.perf_counter()
-        holes = hole_seeds(fitted, [*views, *coverage], settings, check_cancelled)
-        report.hole_seeded = len(holes)
-        if len(holes):
-            fitted = _concatenated(fitted, holes.as_scene(scene.sh_degree).to(device))
+        holes = [*views, *coverage] if holes is None else holes
+        filled = hole_seeds(fitted, holes, settings, check_cancelled, scale)
+        report.hole_seeded = len(filled)
+        if len(filled):
+            fitted = _concatenated(fitted, filled.as_scene(scene.sh_degree).to(device))
         report.timings["holes"] = time.perf_counter() - start
         result = GaussianScene(
             *(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import cv2
 import numpy as np
@@ -27,6 +28,12 @@ class FitView:
     @property
     def height(self) -> int:
         return int(self.image.shape[0])
+
+
+# The hole pass (optimise.hole_seeds) looks at every frame at its own size: a fit pixel (4 of the
+# frame's a side on the CPU) that is covered at its centre can still hold frame pixels that are
+# not (silhouettes, seams between seeds), which the path then shows black.
+HOLE_DOWNSCALE = 1.0
 
 
 def fit_size(width: int, height: int, downscale: float) -> tuple[int, int]:
@@ -91,3 +98,81 @@ def photo_views(scene: GaussianScene, downscale: float) -> list[FitView]:
             continue  # a photo that is not at its camera's size cannot be compared pixel by pixel
         views.append(_view(image, camera.c2w, camera.K, downscale, f"photo {'AB'[index]}", True))
     return views
+
+
+class FrameViews(Sequence[FitView]):
+    """Frames as views, each read and resized when it is asked for: the whole path at the
+    frames' own size is never in memory at once."""
+
+    def __init__(
+        self,
+        read_frame: Callable[[int], np.ndarray],
+        c2w: np.ndarray,
+        K: np.ndarray,
+        indices: Sequence[int],
+        downscale: float,
+    ):
+        self._read, self._c2w, self._K = read_frame, c2w, K
+        self._indices, self._downscale = list(indices), downscale
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [self[i] for i in range(len(self))[position]]
+        i = self._indices[position]
+        return _view(self._read(i), self._c2w[i], self._K[i], self._downscale, f"frame {i}", False)
+
+
+@dataclass
+class FitInputs:
+    """What fit_scene is given: the views it learns from (chosen frames, then the photos),
+    the path's other frames (they only seed) and the views its hole pass looks at (every frame
+    and photo at its own size, read lazily)."""
+
+    views: list[FitView]
+    coverage: list[FitView]
+    holes: Sequence[FitView]
+    indices: list[int]  # the chosen frames
+
+
+def fit_inputs(
+    read_frame: Callable[[int], np.ndarray],
+    c2w: np.ndarray,
+    K: np.ndarray,
+    count: int,
+    scene: GaussianScene,
+    downscale: float,
+    max_views: int | None,
+    use_photos: bool = True,
+) -> FitInputs:
+    indices = chosen_frames(count, max_views)
+    views = video_views(read_frame, c2w, K, indices, downscale)
+    if use_photos:
+        views += photo_views(scene, downscale)
+    coverage = video_views(read_frame, c2w, K, other_frames(count, indices), downscale)
+    frames = FrameViews(read_frame, c2w, K, range(count), HOLE_DOWNSCALE)
+    photos = photo_views(scene, HOLE_DOWNSCALE) if use_photos else []
+    return FitInputs(views, coverage, _Chained(frames, photos), indices)
+
+
+class _Chained(Sequence[FitView]):
+    """Two sequences of views one after the other, neither copied (the first may be lazy)."""
+
+    def __init__(self, first: Sequence[FitView], second: Sequence[FitView]):
+        self._first, self._second = first, second
+
+    def __len__(self) -> int:
+        return len(self._first) + len(self._second)
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [self[i] for i in range(len(self))[position]]
+        position = range(len(self))[position]  # negative indices and the bounds check
+        if position < len(self._first):
+            return self._first[position]
+        return self._second[position - len(self._first)]
+
+    def __iter__(self) -> Iterator[FitView]:
+        return chain(self._first, self._second)

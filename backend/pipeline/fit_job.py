@@ -19,8 +19,7 @@ from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import FIT_SCENE, ID_PATTERN, MAX_CAMERAS
 
 from ..devices import default_device
-from ..fit import FitSettings, fit_scene, photo_views, video_views
-from ..fit.views import chosen_frames, other_frames
+from ..fit import FitSettings, fit_inputs, fit_scene
 from ..scene.ply import ply_bytes
 from .contract import JobContext, JobOutput, JobRequest
 from .frame_store import (
@@ -204,14 +203,26 @@ def fit_scene_job(ctx: JobContext, request: JobRequest) -> JobOutput:
         max_views = (CUDA_DEFAULTS if device.startswith("cuda") else CPU_DEFAULTS)["max_views"]
 
     started = time.perf_counter()
-    indices = chosen_frames(video.count, max_views)
-    views = video_views(video.read, video.c2w, video.K, indices, settings.downscale)
-    if params["use_photos"]:
-        views += photo_views(parent, settings.downscale)
-    coverage = video_views(
-        video.read, video.c2w, video.K, other_frames(video.count, indices), settings.downscale
+    inputs = fit_inputs(
+        video.read,
+        video.c2w,
+        video.K,
+        video.count,
+        parent,
+        settings.downscale,
+        max_views,
+        params["use_photos"],
     )
-    fitted, report = fit_scene(parent, views, settings, ctx.progress, ctx.check_cancelled, coverage)
+    indices = inputs.indices
+    fitted, report = fit_scene(
+        parent,
+        inputs.views,
+        settings,
+        ctx.progress,
+        ctx.check_cancelled,
+        inputs.coverage,
+        inputs.holes,
+    )
     fitted.meta.update(
         parent_scene=scene_id,
         source=video.source["kind"],

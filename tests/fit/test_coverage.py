@@ -4,9 +4,10 @@ chosen frames."""
 from __future__ import annotations
 
 import numpy as np
-from videoscene_backend.fit import FitSettings, fit_scene, video_views
+from videoscene_backend.fit import FitSettings, fit_inputs, fit_scene, video_views
 from videoscene_backend.fit.optimise import _concatenated, hole_seeds
-from videoscene_backend.fit.views import chosen_frames, other_frames
+from videoscene_backend.fit.views import FrameViews, chosen_frames, other_frames
+from videoscene_backend.scene.gaussians import GaussianScene
 
 from . import synthetic
 from .synthetic import HEIGHT, WIDTH
@@ -64,3 +65,54 @@ def test_hole_seeds_fill_only_what_the_scene_leaves_uncovered():
     # coloured by the view: the filled render matches the frame where the parent left a hole
     rendered = synthetic.frames_of(filled, c2w[2:3], K[2:3])[0].astype(float)
     assert np.abs(rendered - frames[2]).mean() < 20
+
+
+def _slit_wall(gap: float) -> GaussianScene:
+    """A dense wall (Gaussians a third of a pixel apart at the test camera) with a vertical
+    slit of half-width `gap` at x = 0, which the camera at the origin sees at its centre
+    column."""
+    full = synthetic.wall(2.4, spacing=0.02)
+    keep = full.means[:, 0].abs() >= gap
+    return GaussianScene(
+        full.means[keep],
+        full.quats[keep],
+        full.scales[keep],
+        full.opacities[keep],
+        full.sh[keep],
+        reference_cameras=full.reference_cameras,
+    )
+
+
+def test_the_hole_pass_at_the_frames_size_fills_what_the_fit_size_misses():
+    """A fit at a quarter of the frames' size looks at every fourth frame pixel: a slit two
+    frame pixels wide that falls between two fit pixels' centres is not seen at the fit size,
+    and the path would show it black. The hole pass at the frames' own size fills it."""
+    truth, parent = synthetic.wall(2.4, spacing=0.02), _slit_wall(0.14)
+    c2w, K = synthetic.panning_cameras(3, reach=0.0)  # three frames at the origin
+    frames = synthetic.frames_of(truth, c2w, K)
+    settings = FitSettings(iterations=6, downscale=4.0, refine_prior=False)
+    inputs = fit_inputs(lambda i: frames[i], c2w, K, len(frames), parent, 4.0, 2, False)
+    assert inputs.indices == [0, 2] and len(inputs.holes) == len(frames)
+    assert inputs.holes[1].width == WIDTH and inputs.views[0].width == WIDTH // 4
+    slit = synthetic.black_fraction(parent, c2w[:1], K[:1])
+    assert 1 / WIDTH <= slit <= 3 / WIDTH  # one to three columns of the frame
+    ignore = lambda *_: None  # noqa: E731
+    args = (parent, inputs.views, settings, ignore, lambda: None, inputs.coverage)
+    at_fit_size, _ = fit_scene(*args)
+    at_frame_size, report = fit_scene(*args, inputs.holes)
+    assert synthetic.black_fraction(at_fit_size, c2w, K) >= 0.9 * slit  # the fit missed it
+    assert report.hole_seeded >= HEIGHT  # a seed per slit pixel at least
+    assert synthetic.black_fraction(at_frame_size, c2w, K) == 0.0
+    rendered = synthetic.frames_of(at_frame_size, c2w[:1], K[:1])[0].astype(float)
+    assert np.abs(rendered - frames[0])[:, WIDTH // 2 - 2 : WIDTH // 2 + 2].mean() < 20
+
+
+def test_frame_views_read_a_frame_only_when_asked():
+    c2w, K = synthetic.panning_cameras(4)
+    frames = synthetic.frames_of(synthetic.wall(1.0), c2w, K)
+    reads: list[int] = []
+    views = FrameViews(lambda i: reads.append(i) or frames[i], c2w, K, [1, 3], 1.0)
+    assert len(views) == 2 and reads == []
+    assert views[-1].name == "frame 3" and reads == [3]
+    assert [v.name for v in views] == ["frame 1", "frame 3"]
+    assert np.allclose(views[0].image.numpy() * 255, frames[1], atol=0.5)
