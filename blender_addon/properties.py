@@ -14,7 +14,7 @@ from bpy.props import (
 )
 
 from . import rna_callbacks
-from ._vendor.videoscene_protocol.params import BUILD_SCENE, RENDER_VIDEO
+from ._vendor.videoscene_protocol.params import BUILD_SCENE, FIT_SCENE, RENDER_VIDEO
 from .param_settings import enum_items, setting_properties
 
 
@@ -63,7 +63,11 @@ class VideoSceneSettings(bpy.types.PropertyGroup):
     active_camera = rna_callbacks.active_camera
 
 
-_JOB_SETTINGS = {**setting_properties(BUILD_SCENE), **setting_properties(RENDER_VIDEO)}
+_JOB_SETTINGS = {
+    **setting_properties(BUILD_SCENE),
+    **setting_properties(RENDER_VIDEO),
+    **setting_properties(FIT_SCENE),  # Rebuild Scene from Video
+}
 _JOB_SETTINGS["memory_mode"] = EnumProperty(
     name=RENDER_VIDEO["memory_mode"].title,
     description=RENDER_VIDEO["memory_mode"].doc,

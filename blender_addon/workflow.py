@@ -20,7 +20,12 @@ from mathutils import Matrix
 from . import camera_path, preferences
 from ._vendor.videoscene_protocol import cameras
 from ._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-from ._vendor.videoscene_protocol.params import BUILD_SCENE, ID_PATTERN, RENDER_VIDEO
+from ._vendor.videoscene_protocol.params import (
+    BUILD_SCENE,
+    FIT_SCENE,
+    ID_PATTERN,
+    RENDER_VIDEO,
+)
 from .bug_report import unexpected_error
 from .client_glue import SESSION, PendingJob, scene_folder
 from .compat import is_animated
@@ -381,7 +386,11 @@ def start_fit(context: bpy.types.Context, render_job: str = "") -> None:
             on_result=_on_fit_result,
             on_error=_on_render_error,  # unknown_scene: re-send the PLY and retry, as renders do
             data={"empty": empty.name, "resent": False},
-            params={"scene_id": str(empty[SCENE_ID_KEY]), "render_job": job_id},
+            params={
+                **params_from_settings(scene.videoscene, FIT_SCENE),
+                "scene_id": str(empty[SCENE_ID_KEY]),
+                "render_job": job_id,
+            },
         )
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from .._vendor.videoscene_protocol.params import FIT_SCENE
 from ..param_settings import auto_toggle
 
 
@@ -128,6 +129,11 @@ def draw_advanced(layout: bpy.types.UILayout, context: bpy.types.Context) -> Non
     row = col.row(align=True)
     row.prop(settings, "near")
     row.prop(settings, "far")
+    col.separator()
+    col.label(text="Rebuild Scene from Video", icon="FILE_REFRESH")
+    for param in FIT_SCENE.params:  # the fit_scene params' settings, in the spec's order
+        if param.setting:
+            _draw_setting(col, settings, param.name)
 
 
 class _MainPanel:

@@ -14,7 +14,7 @@ def spec(addon):
 
 
 def _settings_of(spec_module):
-    for job_spec in (spec_module.BUILD_SCENE, spec_module.RENDER_VIDEO):
+    for job_spec in (spec_module.BUILD_SCENE, spec_module.RENDER_VIDEO, spec_module.FIT_SCENE):
         yield from (param for param in job_spec.params if param.setting)
 
 
@@ -48,7 +48,7 @@ def test_memory_modes_are_the_backends_plus_the_preferences_default(spec) -> Non
 def test_default_settings_give_the_specs_default_params(spec) -> None:
     settings = bpy.context.scene.videoscene
     read = submodule("param_settings").params_from_settings
-    for job_spec in (spec.BUILD_SCENE, spec.RENDER_VIDEO):
+    for job_spec in (spec.BUILD_SCENE, spec.RENDER_VIDEO, spec.FIT_SCENE):
         params = read(settings, job_spec)
         if "memory_mode" in params:
             params["memory_mode"] = job_spec["memory_mode"].default  # "default" is add-on only

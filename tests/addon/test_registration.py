@@ -89,6 +89,7 @@ def test_panels_draw_without_errors(addon):
     assert {"videoscene.build_scene", "videoscene.generate_video", "videoscene.cancel"} <= operators
     props = {args[1] for name, args in calls if name == "prop"}
     assert {"image_a", "image_b", "camera", "prior", "leap_timestep", "refine"} <= props
+    assert {"video_frames", "iterations", "downscale", "max_views"} <= props  # Rebuild's
 
 
 def test_remote_address_respects_online_access(addon):
