@@ -19,12 +19,13 @@ def _classes() -> tuple:
 def register() -> None:
     import bpy
 
-    from . import properties
+    from . import display, properties
     from .operators import menu_export, menu_import
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     properties.register_pointers()
+    display.register_handlers()
     bpy.types.TOPBAR_MT_file_import.append(menu_import)
     bpy.types.TOPBAR_MT_file_export.append(menu_export)
 
@@ -32,7 +33,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import client_glue, preferences, properties
+    from . import client_glue, display, preferences, properties
 
     try:
         stop = preferences.get().stop_backend_on_exit
@@ -41,6 +42,7 @@ def unregister() -> None:
     from .operators import menu_export, menu_import
 
     client_glue.shutdown(stop_backend=stop)
+    display.unregister_handlers()
     bpy.types.TOPBAR_MT_file_export.remove(menu_export)
     bpy.types.TOPBAR_MT_file_import.remove(menu_import)
     properties.unregister_pointers()

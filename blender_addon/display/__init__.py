@@ -50,6 +50,36 @@ def set_viewport_every(obj: bpy.types.Object, every: int) -> None:
     modifier.set_input(obj, "Viewport Every", max(1, int(every)))
 
 
+# -- upkeep --------------------------------------------------------------------------------
+_keeping = False  # the handler's own edits cause depsgraph updates too
+
+
+@bpy.app.handlers.persistent
+def _keep_companions(scene: bpy.types.Scene, depsgraph: bpy.types.Depsgraph | None = None):
+    global _keeping
+    if _keeping or (depsgraph is not None and not depsgraph.id_type_updated("OBJECT")):
+        return
+    if bpy.app.is_job_running("RENDER"):  # never edit the scene a render is reading
+        return
+    _keeping = True
+    try:
+        solid.keep_companions(scene)
+    finally:
+        _keeping = False
+
+
+def register_handlers() -> None:
+    handlers = bpy.app.handlers.depsgraph_update_post
+    if _keep_companions not in handlers:
+        handlers.append(_keep_companions)
+
+
+def unregister_handlers() -> None:
+    handlers = bpy.app.handlers.depsgraph_update_post
+    if _keep_companions in handlers:
+        handlers.remove(_keep_companions)
+
+
 # -- colour ---------------------------------------------------------------------------------
 # 3DGS composites display-referred sRGB values; Blender composites scene-linear light and then
 # applies the view transform. Only a view that passes values through unchanged (Raw) with the

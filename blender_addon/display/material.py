@@ -100,7 +100,7 @@ class _Builder:
 
 
 # Raised when a group's graph changes, so a file saved by an older add-on is rebuilt in place.
-GROUPS_VERSION = 2
+GROUPS_VERSION = 3
 VERSION_KEY = "videoscene_version"
 
 

@@ -8,16 +8,16 @@ gets a companion: a child mesh object whose Geometry Nodes read the splat's eval
 one octahedron per Gaussian, its vertices along the Gaussian's axes, each face coloured from a
 shared palette of PALETTE_LEVELS^3 materials (sRGB levels, as 3DGS blends colours).
 
-The octahedron spans where the Gaussian's alpha along a ray through its centre reaches 1/2
-(sigma * sqrt(2 ln(2 opacity))), times OCTAHEDRON_SCALE so that its outline covers about the
-ellipse's area; Gaussians that never reach alpha 1/2 show nothing, as Workbench draws opaque.
+The octahedron spans where the Gaussian's alpha along a ray through its centre reaches
+SHOWN_ALPHA (sigma * sqrt(2 ln(opacity / SHOWN_ALPHA))); Gaussians that never reach it show
+nothing, as Workbench draws opaque.
 
 The companion is Solid mode only: camera, shadow and all other ray visibility off, and its
 materials are transparent, so EEVEE and Cycles render nothing of it; the splat's own materials
 get viewport alpha 0, so Workbench draws nothing of the points beneath. The companion holds no
 splat data (its mesh is the unit octahedron holding the palette; splat finders look for the
 "opacity" attribute), so exports and rebuilds read the splat as before. Cost: 6 vertices and 8
-triangles per Gaussian shown (opacity over 1/2), with 4 float vectors and a float per vertex,
+triangles per Gaussian shown (opacity over SHOWN_ALPHA), with 4 float vectors and a float per vertex,
 built wherever the depsgraph evaluates the companion (EEVEE and Cycles renders too, invisible
 there), again whenever the splat's display changes (it follows the scene camera).
 """
@@ -36,19 +36,19 @@ from .attributes import (
     VARIANCE_ATTRIBUTE,
     srgb_to_linear,
 )
-from .material import BLUR_ATTRIBUTE
-from .modifier import GeometryBuilder, input_identifier
+from .material import BLUR_ATTRIBUTE, current_group
+from .modifier import GeometryBuilder, display_modifier, input_identifier
 
 GROUP_NAME = "VideoScene Solid Colours"
 MODIFIER_NAME = "VideoScene Solid"
 COMPANION_SUFFIX = " (Solid)"
 PALETTE_PREFIX = "VideoScene Solid "
 PALETTE_LEVELS = 6  # per channel: 216 shared materials, a worst-case error of 0.1 in sRGB
-# The octahedron inscribed in a sphere has 0.55 of its projected area at most; 1.35^2 * 0.55
-# is about 1, so the octahedron's outline covers about the alpha-1/2 ellipse's area (and of
-# 0.6, 0.8, 1.0, 1.35 it measured best against the backend: 14.5, 15.0, 15.3, 15.5 dB).
-OCTAHEDRON_SCALE = 1.35
-MIN_OPACITY = 0.5  # alpha never reaches 1/2 at or under this opacity
+# Opaque faces stand for blended Gaussians: an octahedron out to where alpha reaches 1/4 (not
+# 1/2 scaled up, nor 1/2 alone) measured best against the backend's render of the test splat
+# (random colours / a colour field): 1/4 18.3 / 21.1 dB, 1/2 x1.7 17.2 / 19.5, 1/2 14.7 / 14.1,
+# 1/5 18.2 / 21.9, 1/3 18.0 / 19.7 dB.
+SHOWN_ALPHA = 0.25
 CENTRE_ATTRIBUTE = "solid_centre"
 PALETTE_ATTRIBUTE = "solid_palette"
 SPAN_ATTRIBUTES = ("solid_span_x", "solid_span_y", "solid_span_z")
@@ -59,10 +59,9 @@ OCTAHEDRON_FACES = [
 
 
 def solid_group() -> bpy.types.NodeTree:
-    group = bpy.data.node_groups.get(GROUP_NAME)
-    if group is not None and group.bl_idname == "GeometryNodeTree":
+    group = current_group(GROUP_NAME, "GeometryNodeTree")
+    if group.nodes:
         return group
-    group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
     interface = group.interface
     interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     socket = interface.new_socket("Splat", in_out="INPUT", socket_type="NodeSocketObject")
@@ -81,12 +80,12 @@ def solid_group() -> bpy.types.NodeTree:
     b.links.new(from_faces.outputs["Points"], join.inputs[0])
     points = join.outputs[0]
 
-    # Where alpha through the centre reaches 1/2: sqrt(2 ln(2 opacity)) sigmas.
+    # Where alpha through the centre reaches SHOWN_ALPHA: sqrt(2 ln(opacity / SHOWN_ALPHA)) sigmas.
     rgba = b.node("FunctionNodeSeparateColor", {0: b.attribute(COLOR_ATTRIBUTE, "FLOAT_COLOR")})
     opacity = rgba.outputs["Alpha"]
     faint = b.node(
         "FunctionNodeCompare",
-        {0: opacity, 1: MIN_OPACITY},
+        {0: opacity, 1: SHOWN_ALPHA},
         data_type="FLOAT",
         operation="LESS_EQUAL",
     ).outputs[0]
@@ -95,9 +94,12 @@ def solid_group() -> bpy.types.NodeTree:
     ).outputs[0]
     reach = b.math(
         "SQRT",
-        b.math("MULTIPLY", b.math("LOGARITHM", b.math("MULTIPLY", opacity, 2.0), math.e), 2.0),
+        b.math(
+            "MULTIPLY",
+            b.math("LOGARITHM", b.math("MULTIPLY", opacity, 1.0 / SHOWN_ALPHA), math.e),
+            2.0,
+        ),
     )
-    reach = b.math("MULTIPLY", reach, OCTAHEDRON_SCALE)
     variance = b.node("ShaderNodeSeparateXYZ", {0: b.attribute(VARIANCE_ATTRIBUTE, "FLOAT_VECTOR")})
     blur = b.attribute(BLUR_ATTRIBUTE, "FLOAT")
     spans = []
@@ -242,3 +244,42 @@ def hide_in_workbench(material: bpy.types.Material) -> None:
     """Workbench draws nothing of a material with viewport alpha 0; EEVEE and Cycles never
     read the viewport colour."""
     material.diffuse_color = (*material.diffuse_color[:3], 0.0)
+
+
+def _shown_splat(obj: bpy.types.Object) -> tuple[bool, bpy.types.Object | None]:
+    """(whether obj is a Solid companion, the splat it shows)."""
+    modifier = obj.modifiers.get(MODIFIER_NAME)
+    if modifier is None or modifier.type != "NODES" or modifier.node_group is None:
+        return False, None
+    return True, modifier[input_identifier(modifier, "Splat")]
+
+
+def keep_companions(scene: bpy.types.Scene) -> int:
+    """A Solid companion for each splat in the scene that has none (a Shift+D copy: the
+    companion, a child that cannot be selected, is not copied with it), and none for a splat
+    that is gone (deleted: the companion would stay as an empty object). Returns how many
+    companions it added or removed. A companion is hidden when its splat is (H in the
+    viewport, the eye or monitor toggles, Rebuild Scene hiding the prior): it is a child,
+    which Blender does not hide with its parent. The depsgraph handler calls it after edits."""
+    changed = 0
+    for obj in list(scene.objects):
+        is_companion, splat = _shown_splat(obj)
+        if is_companion:
+            if splat is None or scene.objects.get(splat.name) != splat:
+                bpy.data.objects.remove(obj)
+                changed += 1
+            else:
+                _follow_visibility(obj, splat)
+        elif display_modifier(obj) is not None and companion(obj) is None:
+            _follow_visibility(add_solid_companion(obj), obj)
+            changed += 1
+    return changed
+
+
+def _follow_visibility(shown: bpy.types.Object, splat: bpy.types.Object) -> None:
+    # Written only when different: each write is an update, which calls the handler again.
+    if shown.hide_viewport != splat.hide_viewport:
+        shown.hide_viewport = splat.hide_viewport
+    hidden = splat.hide_get()
+    if shown.hide_get() != hidden:
+        shown.hide_set(hidden)

@@ -46,6 +46,9 @@ def test_fitted_splat_replaces_the_prior_under_the_same_empty(addon):
     assert np.allclose(np.array(fitted.matrix_world), np.array(empty.matrix_world), atol=1e-6)
     assert np.allclose(np.array(prior.matrix_world), np.array(fitted.matrix_world), atol=1e-6)
     assert prior.name in bpy.data.objects and prior.hide_render and prior.hide_viewport
+    solid = submodule("display.solid")
+    assert solid.companion(prior).hide_viewport  # Solid mode shows the fitted splat alone
+    assert not solid.companion(fitted).hide_viewport
     assert not fitted.hide_render and not fitted.hide_viewport
     assert len(fitted.data.vertices if fitted.type == "MESH" else fitted.data.points) == 500
     assert empty["videoscene_scene_id"] == "fitted1"
@@ -72,7 +75,23 @@ def test_rebuild_needs_a_render_and_names_it(addon, monkeypatch):
     workflow.start_fit(bpy.context)
     workflow.start_fit(bpy.context, "/some/output/jobs/render43")
     assert [job.kind for job in sent] == ["fit_scene", "fit_scene"]
-    assert sent[0].params == {"scene_id": "abc123", "render_job": "render42"}
+    assert {k: sent[0].params[k] for k in ("scene_id", "render_job")} == {
+        "scene_id": "abc123",
+        "render_job": "render42",
+    }
+    # the panel's Rebuild settings, Auto ones as null: what the backend validates
+    params = submodule("_vendor.videoscene_protocol.params")
+    assert params.validate_params("fit_scene", sent[0].params)["iterations"] is None
+    settings = scene.videoscene
+    settings.iterations_auto, settings.iterations, settings.video_frames = False, 400, "coarse"
+    settings.downscale_auto, settings.downscale = False, 2.0
+    workflow.start_fit(bpy.context)
+    checked = params.validate_params("fit_scene", sent[-1].params)
+    assert (checked["iterations"], checked["video_frames"], checked["downscale"]) == (
+        400,
+        "coarse",
+        2.0,
+    )
     assert sent[1].params["render_job"] == "render43"
     with pytest.raises(errors.VideoSceneError):
         workflow.start_fit(bpy.context, "/x/render job!")  # no id: refused before sending
