@@ -57,6 +57,9 @@ class FitSettings:
     ssim_weight: float = 0.2
     seed: int = 0
     device: str = "cpu"
+    # What the frames show where there is nothing (a coarse render's background): pixels of
+    # this colour are not seeded, so a fit to coarse frames adds no Gaussians of empty space.
+    background: tuple[float, float, float] | None = (0.0, 0.0, 0.0)
 
     @property
     def backend(self) -> str:
@@ -150,33 +153,44 @@ def prior_layers_and_seeds(
         colour, alpha, depth = out.images[0], out.alpha[0], out.depth[0]
         if index < len(views):
             layers.append(_Layer(colour.cpu(), alpha.cpu()))
-        coverage_alpha = _with_seeds(alpha, seeds, scene, view, settings)
         if len(seeds) < MAX_SEEDS:
             seeds = seeds.extend(
-                seeds_for_view(view, coverage_alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
+                _seeds_behind(colour, alpha, depth, seeds, scene, view, settings, fallback)
             )
     progress("render", 1.0, f"{len(seeds)} Gaussians seeded")
     return layers, seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
 
 
-def _with_seeds(
+def _seeds_behind(
+    colour: torch.Tensor,
     alpha: torch.Tensor,
+    depth: torch.Tensor,
     seeds: Seeds,
     scene: GaussianScene,
     view: FitView,
     settings: FitSettings,
-) -> torch.Tensor:
-    """The coverage of `view`: the scene's alpha there, with the seeds made so far behind it."""
-    if not len(seeds):
-        return alpha
-    seeded = _render(
-        seeds.as_scene(scene.sh_degree).to(settings.device),
+    fallback: float,
+) -> Seeds:
+    """Seeds for what `view` shows that the scene's render there (colour premultiplied, alpha,
+    depth) and the seeds made so far, composited behind it, leave uncovered."""
+    if len(seeds):
+        seeded = _render(
+            seeds.as_scene(scene.sh_degree).to(settings.device),
+            view,
+            settings,
+            "auto",
+            return_alpha=True,
+        )
+        colour = colour + (1 - alpha)[..., None] * seeded.images[0]
+        alpha = alpha + (1 - alpha) * seeded.alpha[0]
+    return seeds_for_view(
         view,
-        settings,
-        "auto",
-        return_alpha=True,
+        alpha.cpu().numpy(),
+        depth.cpu().numpy(),
+        fallback,
+        settings.background,
+        colour.cpu().numpy(),
     )
-    return alpha + (1 - alpha) * seeded.alpha[0]
 
 
 @torch.no_grad()
@@ -198,10 +212,9 @@ def hole_seeds(
     for view in views:
         check_cancelled()
         out = _render(scene, view, settings, "auto", return_alpha=True, return_depth=True)
-        alpha = _with_seeds(out.alpha[0], seeds, scene, view, settings)
-        depth = out.depth[0]
+        colour, alpha, depth = out.images[0], out.alpha[0], out.depth[0]
         seeds = seeds.extend(
-            seeds_for_view(view, alpha.cpu().numpy(), depth.cpu().numpy(), fallback)
+            _seeds_behind(colour, alpha, depth, seeds, scene, view, settings, fallback)
         )
     return seeds.limited(MAX_SEEDS, np.random.default_rng(settings.seed))
 

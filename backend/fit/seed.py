@@ -24,6 +24,9 @@ SEED_BELOW_ALPHA = 0.9
 BEHIND = 1.03  # seeds sit 3 % further along their rays than the surface they take depth from
 FOOTPRINT = 0.6  # sigma in pixels of the fit size: neighbouring seeds overlap
 SEED_OPACITY = 0.8
+# A frame pixel this close to the scene over the background shows nothing behind the scene:
+# 8-bit rounding and the renderers' differences (3.5/255 at most, bench/render.py).
+EMPTY_TOLERANCE = 4.0 / 255
 
 
 @dataclass
@@ -82,11 +85,27 @@ def filled_depth(depth: np.ndarray, covered: np.ndarray, fallback: float) -> np.
     return lookup[labels]
 
 
-def seeds_for_view(view: FitView, alpha: np.ndarray, depth: np.ndarray, fallback: float) -> Seeds:
+def seeds_for_view(
+    view: FitView,
+    alpha: np.ndarray,
+    depth: np.ndarray,
+    fallback: float,
+    background: tuple[float, float, float] | None = None,
+    shown: np.ndarray | None = None,
+) -> Seeds:
     """Seeds for the pixels of `view` that alpha (the scene's, seeds so far included) leaves
-    uncovered; depth is the scene's rendered depth at the view."""
+    uncovered; depth is the scene's rendered depth at the view. With `background`, a pixel
+    the frame shows as what is there (`shown`: the premultiplied colour that alpha goes with)
+    over the background has nothing behind it to seed: a coarse frame, rendered from the
+    scene itself, then seeds nothing at all, not even at the scene's soft edges."""
     covered = (alpha >= COVERED_ALPHA) & (depth > 0)
     uncovered = alpha < SEED_BELOW_ALPHA
+    if background is not None:
+        there = np.zeros(view.image.shape) if shown is None else shown
+        behind = 1.0 - alpha if shown is not None else np.ones(alpha.shape)
+        expected = there + behind[..., None] * np.asarray(background)
+        empty = np.all(np.abs(view.image.numpy() - expected) <= EMPTY_TOLERANCE, axis=-1)
+        uncovered &= ~empty
     if not uncovered.any():
         return Seeds.empty()
     z = filled_depth(depth, covered, fallback)[uncovered] * BEHIND

@@ -28,6 +28,7 @@ from .frame_store import (
     decode_frame,
     frame_name,
     read_manifest,
+    read_path_background,
     read_path_cameras,
 )
 from .image_limits import MAX_PIXELS
@@ -55,6 +56,7 @@ class Video:
     read: Callable[[int], np.ndarray]
     source: dict[str, Any]
     scene_id: str | None = None  # the scene a render job rendered
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # what frames show where empty
 
 
 def _check_counts(frames: int, c2w: np.ndarray, K: np.ndarray) -> None:
@@ -92,6 +94,7 @@ def video_from_job(jobs_dir: Path, job_id: str, scene_id: str | None, which: str
     try:
         kind = json.loads(record.read_text()).get("kind") if record else None
         render_scene, c2w, K = read_path_cameras(folder)
+        background = read_path_background(folder)
     except (OSError, ValueError, KeyError, AttributeError):
         raise unknown from None
     if kind != "render_video":
@@ -133,7 +136,15 @@ def video_from_job(jobs_dir: Path, job_id: str, scene_id: str | None, which: str
     ready = manifest.ready  # an interrupted job's finished frames are a prefix of the path
     source = {"kind": "render_job", "job_id": job_id, "frames": chosen, "used": ready}
     return Video(
-        ready, manifest.width, manifest.height, c2w[:ready], K[:ready], read, source, render_scene
+        ready,
+        manifest.width,
+        manifest.height,
+        c2w[:ready],
+        K[:ready],
+        read,
+        source,
+        render_scene,
+        background,
     )
 
 
@@ -167,7 +178,9 @@ def video_from_message(request: JobRequest) -> Video:
     return Video(count, width, height, c2w, K, lambda i: frames[i], {"kind": "frames"})
 
 
-def settings_from(params: dict[str, Any], device: str) -> FitSettings:
+def settings_from(
+    params: dict[str, Any], device: str, background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> FitSettings:
     defaults = CUDA_DEFAULTS if device.startswith("cuda") else CPU_DEFAULTS
     value = lambda name: defaults[name] if params[name] is None else params[name]  # noqa: E731
     return FitSettings(
@@ -176,6 +189,7 @@ def settings_from(params: dict[str, Any], device: str) -> FitSettings:
         refine_prior=bool(value("refine_prior")),
         ssim_weight=params["ssim_weight"],
         device=device,
+        background=background,
     )
 
 
@@ -197,7 +211,7 @@ def fit_scene_job(ctx: JobContext, request: JobRequest) -> JobOutput:
         scene_id = params["scene_id"]
     parent = ctx.scenes.get(scene_id)
     device = str(default_device())
-    settings = settings_from(params, device)
+    settings = settings_from(params, device, video.background)
     max_views = params["max_views"]
     if max_views is None:
         max_views = (CUDA_DEFAULTS if device.startswith("cuda") else CPU_DEFAULTS)["max_views"]

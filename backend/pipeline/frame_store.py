@@ -143,11 +143,18 @@ class FrameWriter:
         _write_atomically(self.folder / MANIFEST, data)
 
 
-def write_path_cameras(folder: Path, scene_id: str, c2w: np.ndarray, K: np.ndarray) -> None:
-    """The cameras a render job's frames were made with, so a later fit can use them."""
+def write_path_cameras(
+    folder: Path,
+    scene_id: str,
+    c2w: np.ndarray,
+    K: np.ndarray,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> None:
+    """The cameras a render job's frames were made with (and the background its coarse frames
+    show where the scene is empty), so a later fit can use them."""
     temp = folder / f".{PATH_CAMERAS}.tmp"
     with temp.open("wb") as file:
-        np.savez(file, scene_id=np.array(scene_id), c2w=c2w, K=K)
+        np.savez(file, scene_id=np.array(scene_id), c2w=c2w, K=K, background=np.asarray(background))
     os.replace(temp, folder / PATH_CAMERAS)
 
 
@@ -156,6 +163,18 @@ def read_path_cameras(folder: Path) -> tuple[str, np.ndarray, np.ndarray]:
     or damaged."""
     with np.load(folder / PATH_CAMERAS, allow_pickle=False) as data:
         return str(data["scene_id"]), np.asarray(data["c2w"]), np.asarray(data["K"])
+
+
+def read_path_background(folder: Path) -> tuple[float, float, float]:
+    """The background a render job's frames show where its scene is empty (black for a job
+    saved before it was recorded, or when the record is not three finite values in 0..1)."""
+    with np.load(folder / PATH_CAMERAS, allow_pickle=False) as data:
+        if "background" not in data.files:
+            return (0.0, 0.0, 0.0)
+        value = np.asarray(data["background"], dtype=np.float64).reshape(-1)
+    if value.shape != (3,) or not np.all(np.isfinite(value)) or value.min() < 0 or value.max() > 1:
+        return (0.0, 0.0, 0.0)
+    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 # ---- the service's side: ranges for fetch_frames -------------------------------------------

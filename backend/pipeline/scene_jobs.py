@@ -200,7 +200,7 @@ def render_video(ctx: JobContext, request: JobRequest) -> JobOutput:
     c2w = np.asarray(request.arrays["c2w"], dtype=np.float64)
     K = np.asarray(request.arrays["K"], dtype=np.float64)
     validate_cameras(c2w, K, width, height)
-    write_path_cameras(ctx.work_dir, params["scene_id"], c2w, K)
+    write_path_cameras(ctx.work_dir, params["scene_id"], c2w, K, tuple(params["background"]))
     path = PathRequest(
         c2w, K, width, height, tuple(params["background"]), params["near"], params["far"]
     )

@@ -116,3 +116,21 @@ def test_frame_views_read_a_frame_only_when_asked():
     assert views[-1].name == "frame 3" and reads == [3]
     assert [v.name for v in views] == ["frame 1", "frame 3"]
     assert np.allclose(views[0].image.numpy() * 255, frames[1], atol=0.5)
+
+
+def test_pixels_that_show_the_background_are_not_seeded():
+    """Coarse frames show the render's background where the scene is empty: a fit to them
+    adds no Gaussians of empty space, while the same frames with nothing said of the
+    background seed every empty pixel."""
+    parent = synthetic.wall(1.2)
+    c2w, K = synthetic.panning_cameras(3)
+    frames = synthetic.frames_of(parent, c2w, K)  # black where the wall ends
+    assert synthetic.black_fraction(parent, c2w, K) > 0.2
+    views = video_views(lambda i: frames[i], c2w, K, range(3), 1.0)
+    ignore = lambda *_: None  # noqa: E731
+    empty_is_black, report = fit_scene(parent, views, SETTINGS, ignore, lambda: None)
+    assert report.seeded == report.hole_seeded == 0
+    assert empty_is_black.num_gaussians == parent.num_gaussians
+    unknown = FitSettings(iterations=12, downscale=1.0, refine_prior=False, background=None)
+    _, report = fit_scene(parent, views, unknown, ignore, lambda: None)
+    assert report.seeded > 0

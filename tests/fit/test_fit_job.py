@@ -170,8 +170,11 @@ def test_fit_from_a_render_job_and_refetch_after_a_restart(tmp_path, world):
         _run(client, "load_scene", {"scene_id": "wall"}, blobs={"scene.ply": ply_bytes(parent)})
         _run(client, "load_scene", {"scene_id": "other"}, blobs={"scene.ply": ply_bytes(other)})
         render = {"scene_id": "wall", "width": synthetic.WIDTH, "height": synthetic.HEIGHT}
+        sky = [0.2, 0.4, 0.6]  # the coarse frames show it where the wall ends
         render_id = client.submit(
-            "render_video", {**render, "refine": False}, arrays={"c2w": c2w, "K": K}
+            "render_video",
+            {**render, "refine": False, "background": sky},
+            arrays={"c2w": c2w, "K": K},
         )
         client.wait(render_id, TIMEOUT_S)
         build_like = _run(client, "load_scene", {}, blobs={"scene.ply": ply_bytes(other)})
@@ -194,6 +197,10 @@ def test_fit_from_a_render_job_and_refetch_after_a_restart(tmp_path, world):
         assert result.meta["parent_scene"] == "wall"
         assert result.meta["source"]["job_id"] == render_id
         assert result.meta["source"]["frames"] == "coarse"
+        # The scene's own coarse render shows nothing new: where the wall ends it shows the
+        # render's background, which is not seeded (no Gaussians of empty space).
+        fit = result.meta["fit"]
+        assert fit["seeded_gaussians"] == fit["hole_seeded_gaussians"] == 0
         ply = result.blobs["scene.ply"]
     finally:
         client.close()
