@@ -11,7 +11,8 @@ torch renderer, run in the backend's Python: bpy and torch never share a process
 Engine: Cycles on the CPU at 1 sample (the Gaussian material is deterministic per ray; EEVEE's
 software GL is slow: --eevee adds sorted renders, 1 sample, at camera 0 and at the flythrough's
 middle camera; --dithered-samples N adds the viewport's dithered order at N samples).
-Solid mode (Workbench) is rendered once too. The viewport density control is measured on the
+Solid mode (Workbench) is rendered for both displays (the Solid companion's octahedra; the
+old spheres' material colour). The viewport density control is measured on the
 viewport depsgraph (points kept, seconds to evaluate); renders always keep every Gaussian.
 
     .venv/bin/videoscene-backend run --image-a samples/view_a.jpg --image-b samples/view_b.jpg \\
@@ -43,6 +44,7 @@ from videoscene_protocol import cameras  # the same module the add-on vendors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from blender_addon import compat, display  # noqa: E402
+from blender_addon.display import solid  # noqa: E402
 from blender_addon.importers.ply import splat_arrays_from_ply  # noqa: E402
 from blender_addon.importers.splat import import_splat  # noqa: E402
 
@@ -124,6 +126,9 @@ def spheres_baseline(obj: bpy.types.Object, arrays: dict) -> None:
     links.new(attribute.outputs["Color"], emission.inputs["Color"])
     output = nodes.new("ShaderNodeOutputMaterial")
     links.new(emission.outputs[0], output.inputs["Surface"])
+    companion = solid.companion(obj)
+    if companion is not None:  # the old display had no Solid companion
+        bpy.data.objects.remove(companion)
     obj.modifiers.clear()
     obj.data.materials.clear()
     obj.data.materials.append(material)
@@ -151,6 +156,15 @@ def density(obj: bpy.types.Object, every: int) -> tuple[int, float]:
     depsgraph.update()
     count = len(obj.evaluated_get(depsgraph).data.points)
     return count, time.perf_counter() - start
+
+
+def use_workbench(scene: bpy.types.Scene) -> None:
+    """Solid mode's defaults (flat light, material colours) on a black world: Workbench
+    renders without one on white in 4.2, on black in 5.0; the backend's background is black."""
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light, scene.display.shading.color_type = "FLAT", "MATERIAL"
+    scene.world = bpy.data.worlds.get("Black") or bpy.data.worlds.new("Black")
+    scene.world.color = (0.0, 0.0, 0.0)
 
 
 def main() -> None:
@@ -224,16 +238,19 @@ def main() -> None:
         figures["eevee_dithered_psnr_backend"] = psnr(image, reference)
         scene.render.engine = "CYCLES"
     display.set_colours_match_backend(scene, False)  # the old display showed linear light
-    # Solid mode (Workbench, flat light, material colour, Standard view): the mean colour.
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.display.shading.light, scene.display.shading.color_type = "FLAT", "MATERIAL"
+    # Solid mode (Workbench, flat light, material colour): the Solid companion's octahedra.
+    use_workbench(scene)
     image, figures["solid_s"] = render(folder, "solid")
     figures["solid_psnr_backend"] = psnr(image, reference)
-    scene.render.engine = "CYCLES"
+    scene.render.engine, scene.world = "CYCLES", None
     spheres_baseline(obj, arrays)
     image, figures["spheres_s"] = render(folder, "spheres")
     figures["spheres_psnr_photo"] = psnr(image, photo)
     figures["spheres_psnr_backend"] = psnr(image, reference)
+    use_workbench(scene)  # the old display in Solid mode: its spheres' material colour
+    image, _ = render(folder, "solid_spheres")
+    figures["solid_spheres_psnr_backend"] = psnr(image, reference)
+    scene.render.engine, scene.world = "CYCLES", None
     if args.eevee:
         scene.render.engine = compat.eevee_engine()
         image, figures["eevee_spheres_s"] = render(folder, "eevee_spheres")
