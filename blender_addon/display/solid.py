@@ -17,9 +17,10 @@ materials are transparent, so EEVEE and Cycles render nothing of it; the splat's
 get viewport alpha 0, so Workbench draws nothing of the points beneath. The companion holds no
 splat data (its mesh is the unit octahedron holding the palette; splat finders look for the
 "opacity" attribute), so exports and rebuilds read the splat as before. Cost: 6 vertices and 8
-triangles per Gaussian shown (opacity over SHOWN_ALPHA), with 4 float vectors and a float per vertex,
-built wherever the depsgraph evaluates the companion (EEVEE and Cycles renders too, invisible
-there), again whenever the splat's display changes (it follows the scene camera).
+triangles per Gaussian shown (opacity over SHOWN_ALPHA), with 4 float vectors and a float per
+vertex, built wherever the depsgraph evaluates the companion (EEVEE and Cycles renders too,
+invisible there), again whenever the splat's display changes (it follows the scene camera).
+keep_companions (called by a depsgraph handler) keeps each splat with one companion.
 """
 
 from __future__ import annotations
