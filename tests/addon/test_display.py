@@ -329,8 +329,9 @@ def test_solid_mode_shows_the_colours(
     print("solid PSNR", which, point_cloud_path, bpy.app.version_string, psnr(image, expected))
     mean = np.broadcast_to(expected.reshape(-1, 3).mean(axis=0), expected.shape)
     # Issue #20 asks 18 dB. Workbench draws opaque faces, one colour a face, where the backend
-    # blends: octahedra out to alpha 1/4 measured 18.3 dB (random colours) and 21.1 dB (a
-    # colour field) in 5.0.1. The splat's mean colour alone, as before, gives 13.0 dB.
+    # blends: octahedra out to alpha 1/4, 7 dithered palette levels, measured 18.3 dB (random
+    # colours) and 21.1 dB (a colour field) in 5.0.1, 18.6 and 21.2 dB in 4.2.23. The splat's
+    # mean colour alone, as before, gives 13.0 dB.
     assert psnr(image, expected) >= 18.0
     assert psnr(image, expected) > psnr(mean, expected) + 2.0
 
@@ -396,6 +397,29 @@ def test_solid_companion_is_not_in_eevee_or_cycles_renders(addon, reference, tmp
     # and Workbench draws nothing of the splat's own points beneath the companion
     use_workbench()
     assert rendered(tmp_path).max() < 0.02  # the black world, dithered to 8 bits
+
+
+def test_solid_palette_is_dithered_so_a_flat_colour_averages_right(addon, tmp_path):
+    """A colour between two palette levels shows as a mix of both in proportion (0.55 sits
+    30 % of the way from level 3/6 to 4/6), not as the nearest level (0.5): smooth skies and
+    walls keep their tone in Solid mode."""
+    solid = submodule("display.solid")
+    arrays = splat_in_view(count=3000, seed=6)
+    arrays["colors"][:] = 0.55
+    arrays["opacities"][:] = 1.0
+    display_scene(addon, arrays)
+    use_workbench()
+    image = rendered(tmp_path)
+    covered = image.max(axis=2) > 0.1
+    for axis in (0, 1):  # away from the splat's antialiased rim, which blends with black
+        for shift in (-2, -1, 1, 2):
+            covered &= np.roll(image.max(axis=2) > 0.1, shift, axis=axis)
+    assert covered.mean() > 0.4
+    step = 1.0 / (solid.PALETTE_LEVELS - 1)
+    shown = np.unique(np.round(image[covered] / step))
+    assert {3.0, 4.0} <= set(shown.tolist())  # both neighbouring levels
+    print("solid dithered mean", float(image[covered].mean()), "of 0.55")
+    assert abs(float(image[covered].mean()) - 0.55) < 0.02
 
 
 def test_solid_mode_leaves_other_objects_and_the_shading_alone(addon, reference, tmp_path):
