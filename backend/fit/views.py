@@ -36,8 +36,24 @@ class FitView:
 HOLE_DOWNSCALE = 1.0
 
 
+# The views a fit learns from stay in memory for the whole fit: each pixel as a float32 RGB
+# target, its copy on the device and the prior's colour + alpha layer (12 + 12 + 16 bytes).
+# A fit holds at most VIEW_MEMORY_BYTES of them, so a long path of large frames (a render job may
+# have MAX_CAMERAS) spreads its views more thinly instead of exhausting the worker's memory.
+BYTES_PER_VIEW_PIXEL = 40
+VIEW_MEMORY_BYTES = 4 * 2**30
+
+
 def fit_size(width: int, height: int, downscale: float) -> tuple[int, int]:
     return max(16, round(width / downscale)), max(16, round(height / downscale))
+
+
+def affordable_views(width: int, height: int, downscale: float, photo_pixels: int = 0) -> int:
+    """How many frames of width x height, fitted at 1/downscale, stay within VIEW_MEMORY_BYTES
+    beside photos of photo_pixels (at the fit size) in all: at least one."""
+    w, h = fit_size(width, height, downscale)
+    room = VIEW_MEMORY_BYTES - photo_pixels * BYTES_PER_VIEW_PIXEL
+    return max(1, room // (w * h * BYTES_PER_VIEW_PIXEL))
 
 
 def _view(
@@ -132,9 +148,10 @@ class FitInputs:
     and photo at its own size, read lazily)."""
 
     views: list[FitView]
-    coverage: list[FitView]
+    coverage: Sequence[FitView]  # read lazily
     holes: Sequence[FitView]
     indices: list[int]  # the chosen frames
+    views_wanted: int  # frames max_views asked for; more than len(indices) when memory capped
 
 
 def fit_inputs(
@@ -147,14 +164,23 @@ def fit_inputs(
     max_views: int | None,
     use_photos: bool = True,
 ) -> FitInputs:
-    indices = chosen_frames(count, max_views)
-    views = video_views(read_frame, c2w, K, indices, downscale)
-    if use_photos:
-        views += photo_views(scene, downscale)
-    coverage = video_views(read_frame, c2w, K, other_frames(count, indices), downscale)
+    photos = photo_views(scene, downscale) if use_photos else []
+    wanted = count if max_views is None else min(max_views, count)
+    height, width = read_frame(0).shape[:2]  # a video's frames share one size
+    photo_pixels = sum(p.width * p.height for p in photos)
+    indices = chosen_frames(
+        count, min(wanted, affordable_views(width, height, downscale, photo_pixels))
+    )
+    views = video_views(read_frame, c2w, K, indices, downscale) + photos
+    coverage = FrameViews(read_frame, c2w, K, other_frames(count, indices), downscale)
     frames = FrameViews(read_frame, c2w, K, range(count), HOLE_DOWNSCALE)
-    photos = photo_views(scene, HOLE_DOWNSCALE) if use_photos else []
-    return FitInputs(views, coverage, _Chained(frames, photos), indices)
+    full_photos = photo_views(scene, HOLE_DOWNSCALE) if use_photos else []
+    return FitInputs(views, coverage, chained(frames, full_photos), indices, wanted)
+
+
+def chained(first: Sequence[FitView], second: Sequence[FitView]) -> Sequence[FitView]:
+    """first then second as one sequence, neither read nor copied."""
+    return _Chained(first, second)
 
 
 class _Chained(Sequence[FitView]):

@@ -260,6 +260,8 @@ def fit_scene_job(ctx: JobContext, request: JobRequest) -> JobOutput:
             "downscale": settings.downscale,
             "refine_prior": settings.refine_prior,
             "frames_used": indices if len(indices) <= 64 else len(indices),
+            # fewer than max_views asked for when their images would not fit in memory
+            "frames_wanted": inputs.views_wanted,
             "frame_size": [video.width, video.height],
         },
         "timings": {"total": round(time.perf_counter() - started, 3)},

@@ -3,10 +3,13 @@ chosen frames."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from videoscene_backend.fit import FitSettings, fit_inputs, fit_scene, video_views
+from videoscene_backend.fit import views as fit_views
 from videoscene_backend.fit.optimise import _concatenated, hole_seeds
-from videoscene_backend.fit.views import FrameViews, chosen_frames, other_frames
+from videoscene_backend.fit.views import FrameViews, affordable_views, chosen_frames, other_frames
 from videoscene_backend.scene.gaussians import GaussianScene
 
 from . import synthetic
@@ -134,3 +137,36 @@ def test_pixels_that_show_the_background_are_not_seeded():
     unknown = FitSettings(iterations=12, downscale=1.0, refine_prior=False, background=None)
     _, report = fit_scene(parent, views, unknown, ignore, lambda: None)
     assert report.seeded > 0
+
+
+def test_a_fit_learns_from_no_more_frames_than_its_memory_holds(monkeypatch):
+    """A long path of large frames spreads its learned views more thinly instead of holding
+    them all: the others are read only when the seeding or the hole pass asks for them."""
+    per_view = WIDTH * HEIGHT * fit_views.BYTES_PER_VIEW_PIXEL
+    monkeypatch.setattr(fit_views, "VIEW_MEMORY_BYTES", 3 * per_view + per_view // 2)
+    assert affordable_views(WIDTH, HEIGHT, 1.0) == 3
+    assert affordable_views(WIDTH, HEIGHT, 2.0) == 14  # a quarter of the pixels a view
+    assert affordable_views(WIDTH, HEIGHT, 1.0, photo_pixels=2 * WIDTH * HEIGHT) == 1
+    assert affordable_views(WIDTH, HEIGHT, 1.0, photo_pixels=5 * WIDTH * HEIGHT) == 1
+    c2w, K = synthetic.panning_cameras(9)
+    frames = synthetic.frames_of(synthetic.wall(2.0), c2w, K)
+    reads: list[int] = []
+    read = lambda i: reads.append(i) or frames[i]  # noqa: E731
+    inputs = fit_inputs(read, c2w, K, 9, synthetic.wall(1.2), 1.0, None, False)
+    assert inputs.indices == [0, 4, 8] and inputs.views_wanted == 9
+    assert [v.name for v in inputs.views] == ["frame 0", "frame 4", "frame 8"]
+    assert sorted(set(reads)) == [0, 4, 8]  # nothing else read yet
+    assert len(inputs.coverage) == 6 and len(inputs.holes) == 9
+    assert [v.name for v in inputs.coverage][:2] == ["frame 1", "frame 2"]
+    within = fit_inputs(read, c2w, K, 9, synthetic.wall(1.2), 1.0, 2, False)
+    assert within.indices == [0, 8] and within.views_wanted == 2  # max_views below the cap
+
+
+def test_the_docs_name_the_fits_memory_for_views():
+    root = Path(__file__).resolve().parents[2]
+    stated = f"{fit_views.VIEW_MEMORY_BYTES // 2**30} GiB"
+    for doc in ("docs/protocol.md", "README.md"):
+        assert stated in (root / doc).read_text(), f"{doc} should say the fit holds {stated}"
+    assert (
+        f"{fit_views.BYTES_PER_VIEW_PIXEL} bytes a pixel" in (root / "docs/protocol.md").read_text()
+    )

@@ -57,6 +57,7 @@ def test_fit_from_frames_covers_the_gaps_and_records_its_lineage(tmp_path, job_c
     assert meta["parent_scene"] == "wall" and meta["scene_id"] != "wall"
     assert meta["source"] == {"kind": "frames"}
     assert meta["fit"]["seeded_gaussians"] > 0
+    assert meta["fit"]["frames_used"] == [0, 2, 3, 5] and meta["fit"]["frames_wanted"] == 4
     assert meta["num_gaussians"] > parent.num_gaussians
     fitted = ctx.scenes.get(meta["scene_id"])
     assert (
