@@ -165,7 +165,9 @@ def fit(scene, data: dict, read_frame) -> tuple:
     c2w, files = data["path"]
     K = intrinsics(scene, width, height, len(files))
     wall, cpu = time.perf_counter(), time.process_time()
-    inputs = fit_inputs(read_frame, c2w, K, len(files), scene, settings.downscale, max_views)
+    inputs = fit_inputs(
+        read_frame, c2w, K, len(files), (width, height), scene, settings.downscale, max_views
+    )
     fitted, report = fit_scene(
         scene,
         inputs.views,
@@ -237,7 +239,7 @@ def save_pictures(name: str, prior, fitted, data: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval-stride", type=int, default=1)
-    parser.add_argument("--scenes", nargs="*", default=list(SCENES))
+    parser.add_argument("--scenes", nargs="*", choices=SCENES, default=list(SCENES))
     parser.add_argument("--photo-scale", type=float, default=1.0)
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -1,6 +1,8 @@
 """Fitting a scene to a video along known cameras (the fit_scene job, docs/protocol.md).
 
-    inputs = fit_inputs(read_frame, c2w, K, count, scene, settings.downscale, max_views)
+    inputs = fit_inputs(
+        read_frame, c2w, K, count, (width, height), scene, settings.downscale, max_views
+    )
     result = fit_scene(
         scene, inputs.views, settings, progress, check_cancelled, inputs.coverage, inputs.holes
     )

@@ -31,7 +31,7 @@ from ..render import render
 from ..scene.gaussians import GaussianScene
 from .loss import photometric_loss, psnr
 from .seed import Seeds, seeds_for_view
-from .views import FitView, chained
+from .views import Chained, FitView
 
 ProgressFn = Callable[[str, float, str], None]
 
@@ -145,7 +145,7 @@ def prior_layers_and_seeds(
     through the fastest renderer there is ('auto': the compiled one on the CPU)."""
     layers, seeds = [], Seeds.empty()
     fallback = _scene_scale(scene, views)
-    every = chained(views, coverage)  # coverage may be lazy: read one at a time
+    every = Chained(views, coverage)  # coverage may be lazy: read one at a time
     for index, view in enumerate(every):
         check_cancelled()
         progress("render", index / len(every), f"prior at {view.name} ({index + 1}/{len(every)})")
@@ -360,7 +360,7 @@ def fit_scene(
         fitted = _as_scene(params)
         fitted = fitted if settings.refine_prior else _concatenated(prior, fitted)
         start = time.perf_counter()
-        holes = chained(views, coverage) if holes is None else holes
+        holes = Chained(views, coverage) if holes is None else holes
         filled = hole_seeds(fitted, holes, settings, check_cancelled, scale)
         report.hole_seeded = len(filled)
         if len(filled):

@@ -159,31 +159,27 @@ def fit_inputs(
     c2w: np.ndarray,
     K: np.ndarray,
     count: int,
+    frame_size: tuple[int, int],
     scene: GaussianScene,
     downscale: float,
     max_views: int | None,
     use_photos: bool = True,
 ) -> FitInputs:
+    """The views of a video of `count` frames of frame_size (width, height) for a fit."""
     photos = photo_views(scene, downscale) if use_photos else []
     wanted = count if max_views is None else min(max_views, count)
-    height, width = read_frame(0).shape[:2]  # a video's frames share one size
     photo_pixels = sum(p.width * p.height for p in photos)
     indices = chosen_frames(
-        count, min(wanted, affordable_views(width, height, downscale, photo_pixels))
+        count, min(wanted, affordable_views(*frame_size, downscale, photo_pixels))
     )
     views = video_views(read_frame, c2w, K, indices, downscale) + photos
     coverage = FrameViews(read_frame, c2w, K, other_frames(count, indices), downscale)
     frames = FrameViews(read_frame, c2w, K, range(count), HOLE_DOWNSCALE)
     full_photos = photo_views(scene, HOLE_DOWNSCALE) if use_photos else []
-    return FitInputs(views, coverage, chained(frames, full_photos), indices, wanted)
+    return FitInputs(views, coverage, Chained(frames, full_photos), indices, wanted)
 
 
-def chained(first: Sequence[FitView], second: Sequence[FitView]) -> Sequence[FitView]:
-    """first then second as one sequence, neither read nor copied."""
-    return _Chained(first, second)
-
-
-class _Chained(Sequence[FitView]):
+class Chained(Sequence[FitView]):
     """Two sequences of views one after the other, neither copied (the first may be lazy)."""
 
     def __init__(self, first: Sequence[FitView], second: Sequence[FitView]):

@@ -222,6 +222,7 @@ def fit_scene_job(ctx: JobContext, request: JobRequest) -> JobOutput:
         video.c2w,
         video.K,
         video.count,
+        (video.width, video.height),
         parent,
         settings.downscale,
         max_views,
