@@ -21,6 +21,14 @@ from videoscene_protocol.params import RENDER_VIDEO
 MEMORY_MODES = RENDER_VIDEO["memory_mode"].values  # declared (with their docs) in the spec
 GIB = 1 << 30
 
+# `auto` on CUDA: the first mode, largest first, whose threshold the free GPU memory reaches.
+# Declared here only; `videoscene-backend check --gpu` reads them, reports each mode's measured
+# peak beside its threshold and suggests new ones (docs/gpu-check.md). Not yet measured: no GPU
+# was available where they were written; replace them with the first GPU run's figures.
+AUTO_THRESHOLDS_GIB: dict[str, float] = {"bf16": 70.0, "balanced": 36.0, "low": 20.0, "lowest": 0.0}
+# The GPU modes from the least memory to the most (fp16 costs what bf16 does: not listed).
+GPU_MODES_SMALLEST_FIRST: tuple[str, ...] = tuple(reversed(AUTO_THRESHOLDS_GIB))
+
 
 @dataclass(frozen=True)
 class MemoryPlan:
@@ -54,6 +62,12 @@ def plan_memory(mode: str, device: torch.device) -> MemoryPlan:
     check_mode_fits_device(mode, device)
     if mode == "auto":
         mode = _auto_mode(device)
+    return mode_plan(mode, device)
+
+
+def mode_plan(mode: str, device: torch.device) -> MemoryPlan:
+    """The plan of a concrete mode (not `auto`) without the device check: `check --gpu` and
+    its CPU tests run the GPU modes' plans where plan_memory would refuse them."""
     half = torch.float16 if mode == "fp16" else torch.bfloat16
     plans = {
         "fp32": MemoryPlan("fp32", torch.float32, device),
@@ -70,10 +84,12 @@ def _auto_mode(device: torch.device) -> str:
     if device.type != "cuda":
         return "fp32"
     free, _total = torch.cuda.mem_get_info(device)
-    if free >= 70 * GIB:
-        return "bf16"
-    if free >= 36 * GIB:
-        return "balanced"
-    if free >= 20 * GIB:
-        return "low"
-    return "lowest"
+    return auto_mode_for_free_memory(free)
+
+
+def auto_mode_for_free_memory(free_bytes: int) -> str:
+    """What `auto` picks on a CUDA device with free_bytes free (AUTO_THRESHOLDS_GIB)."""
+    for mode, threshold_gib in AUTO_THRESHOLDS_GIB.items():
+        if free_bytes >= threshold_gib * GIB:
+            return mode
+    return GPU_MODES_SMALLEST_FIRST[0]
