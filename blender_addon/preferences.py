@@ -1,5 +1,6 @@
-"""Add-on preferences: where the backend runs, keys for a remote one, the output folder, and
-the backend's check of its installed weights (Check Weights)."""
+"""Add-on preferences: where the backend runs, keys for a remote one, the output folder, the
+backend's check of its installed weights (Check Weights) and of this computer's GPU (Check
+GPU)."""
 
 from __future__ import annotations
 
@@ -112,8 +113,11 @@ class VideoScenePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "default_memory_mode")
         layout.prop(self, "stop_backend_on_exit")
         test = layout.box()
-        test.operator(TEST_BACKEND_OPERATOR, icon="PLAY")
+        buttons = test.row()
+        buttons.operator(TEST_BACKEND_OPERATOR, icon="PLAY")
+        buttons.operator(CHECK_GPU_OPERATOR, icon="MEMORY")
         draw_backend_report(test)
+        draw_gpu_report(test)
         weights = layout.box()
         weights.operator(CHECK_WEIGHTS_OPERATOR, icon="CHECKMARK")
         draw_weights_report(weights)
@@ -183,6 +187,28 @@ def draw_backend_report(layout: bpy.types.UILayout) -> None:
     if "error" in BACKEND_REPORT:
         layout.label(text=_text(BACKEND_REPORT["error"]), icon="ERROR")
         draw_wrapped(layout, BACKEND_REPORT.get("hint", ""))
+
+
+# Check GPU's last report (operators/gpu_check.py): "checking", or "error"/"hint", or "rows" of
+# (label, icon) made from `videoscene-backend check --gpu --json`.
+GPU_REPORT: dict = {}
+CHECK_GPU_OPERATOR = "videoscene.check_gpu"
+
+
+def draw_gpu_report(layout: bpy.types.UILayout) -> None:
+    if GPU_REPORT.get("checking"):
+        layout.label(text="Checking the GPU (minutes; progress in a terminal run)...", icon="TIME")
+        return
+    if "error" in GPU_REPORT:
+        layout.label(text=_text(GPU_REPORT["error"]), icon="ERROR")
+        draw_wrapped(layout, GPU_REPORT.get("hint", ""))
+        return
+    rows = GPU_REPORT.get("rows", [])
+    for index, (text, icon) in enumerate(rows[:MAX_REPORT_ROWS]):
+        if index == 0:  # the recommendation, wrapped: the line a user needs
+            draw_wrapped(layout, text)
+        else:
+            layout.label(text=_text(text), icon=icon)
 
 
 # The last weights report from the backend (or "checking" / "error"); shown in the preferences,
