@@ -22,6 +22,10 @@ RATIO_TEST = 0.75
 SIFT_CONTRAST = 0.01
 POLISH_ITERATIONS = 10
 POLISH_SCALE_PX = 1.0  # Cauchy weight scale of the polish: residuals beyond it count less
+# A homography K R K^-1 explains a turning camera: it is taken as a rotation when its linear part
+# is a rotation to within this ratio of its singular values (a plane seen head-on is not).
+ROTATION_SINGULAR_RATIO = 1.08
+HOMOGRAPHY_THRESHOLD_PX = 2.0
 
 
 @dataclass
@@ -35,6 +39,9 @@ class RelativePose:
     # Matches consistent with the essential matrix, points at infinity included (which the
     # cheirality count above leaves out): they bound the disparity search.
     inlier_points: tuple[np.ndarray, np.ndarray]  # (M, 2) pixels in view 0 and view 1
+    # The camera mostly turned: parallax too small to measure, so t is a guess (see prior.py).
+    rotation_only: bool = False
+    parallax_px: float = 0.0
 
 
 def match(
@@ -76,6 +83,9 @@ def relative_pose(pts_left: np.ndarray, pts_right: np.ndarray, K: np.ndarray) ->
         )
     consistent = mask.ravel() > 0
     inliers, R, t, mask = cv2.recoverPose(E, pts_left, pts_right, K, mask=mask.copy())
+    turning = rotation_pose(pts_left, pts_right, K)
+    if inliers < MIN_INLIERS and turning is not None:  # cheirality is moot without parallax
+        return turning
     if inliers < MIN_INLIERS:
         raise prior_failed(
             f"Only {inliers} matches agree on one camera motion (need {MIN_INLIERS}).",
@@ -87,6 +97,8 @@ def relative_pose(pts_left: np.ndarray, pts_right: np.ndarray, K: np.ndarray) ->
     rotated = K @ (R @ rays)
     rotated = (rotated[:2] / rotated[2]).T
     parallax = float(np.median(np.linalg.norm(rotated - pts_right[keep], axis=1)))
+    if parallax < MIN_PARALLAX_PX and turning is not None:
+        return turning
     if parallax < MIN_PARALLAX_PX:
         raise prior_failed(
             f"The camera barely moved between the photos (median parallax {parallax:.1f} px): a pure rotation or the same viewpoint gives no depth.",
@@ -95,6 +107,36 @@ def relative_pose(pts_left: np.ndarray, pts_right: np.ndarray, K: np.ndarray) ->
     R, t = polish(R, t.ravel(), pts_left[consistent], pts_right[consistent], K)
     return RelativePose(
         R, t, len(pts_left), int(inliers), (pts_left[consistent], pts_right[consistent])
+    )
+
+
+def rotation_pose(
+    pts_left: np.ndarray, pts_right: np.ndarray, K: np.ndarray
+) -> RelativePose | None:
+    """The pose of a camera that only turned, when a homography K R K^-1 explains enough matches;
+    None otherwise. t is a unit guess along the optical axis (no parallax to measure it)."""
+    H, mask = cv2.findHomography(pts_left, pts_right, cv2.USAC_MAGSAC, HOMOGRAPHY_THRESHOLD_PX)
+    if H is None or mask is None or int(mask.sum()) < MIN_INLIERS:
+        return None
+    M = np.linalg.inv(K) @ H @ K
+    U, S, Vt = np.linalg.svd(M)
+    if S[0] / S[2] > ROTATION_SINGULAR_RATIO:
+        return None
+    R = U @ Vt
+    if np.linalg.det(R) < 0:
+        return None
+    keep = mask.ravel() > 0
+    rays = np.linalg.inv(K) @ np.c_[pts_left[keep], np.ones(keep.sum())].T
+    rotated = K @ (R @ rays)
+    residual = np.linalg.norm((rotated[:2] / rotated[2]).T - pts_right[keep], axis=1)
+    return RelativePose(
+        R,
+        -R @ np.array([1.0, 0.0, 0.0]),  # camera B one unit to the right of A (a guess)
+        len(pts_left),
+        int(keep.sum()),
+        (pts_left[keep], pts_right[keep]),
+        rotation_only=True,
+        parallax_px=float(np.median(residual)),
     )
 
 

@@ -27,15 +27,32 @@ from ...scene.gaussians import SH_C0, GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
 from .colours import fit_colours
 from .disparity import dense_disparity, search_range, sparse_matches
-from .errors import prior_failed
+from .errors import LEARNED_PRIOR_HINT, prior_failed
 from .photos import working_pair
 from .pose import match, relative_pose
 from .rectify import rectify
-from .splats import SIGMA_PX, PixelSplats, behind, cap, disoccluded, uncovered, view_splats
+from .sparse_fill import sparse_pair
+from .splats import (
+    SIGMA_PX,
+    PixelSplats,
+    behind,
+    cap,
+    disoccluded,
+    hidden_from_a,
+    uncovered,
+    view_splats,
+)
+from .stitch import stitched_pair
 
 FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
 ASSUMED_FOV_DEG = FOV_PARAM.manual_default
-MIN_MATCHED_FRACTION = 0.15  # of photo A's pixels with a confident match (a mirrored pair: 0.09)
+# Of photo A's pixels with a confident match: below MIN the fill would only spread noise (a
+# mirrored pair: 0.09, refused by MIN_INLIERS_WEAK); below WEAK the build says it is weak.
+MIN_MATCHED_FRACTION = 0.05
+WEAK_MATCHED_FRACTION = 0.15
+# A weak dense match is built only on a pose this many matches agree on: a photo and its mirror
+# image (no real overlap) give 78 and 8% matched; the real pairs of bench/real_photos.py, 107+.
+MIN_INLIERS_WEAK = 100
 FOV_RANGE_DEG = (FOV_PARAM.minimum, FOV_PARAM.maximum)
 
 
@@ -73,29 +90,23 @@ class StereoPrior:
         pose = relative_pose(pts_left, pts_right, K_cv)
         check_cancelled()
 
-        progress("prior", 0.3, "dense stereo")
-        rect = rectify(K_cv, pose.R, pose.t, (width, height))
-        sparse = sparse_matches(
-            rect.rectified_coords(0, pose.inlier_points[0]),
-            rect.rectified_coords(1, pose.inlier_points[1]),
-        )
-        search = search_range(sparse.disparity, rect.oriented_size[0])
-        photos = (rect.warp(0, left), rect.warp(1, right))
-        masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
-        if right_mask is not None:  # photo B's border in A's camera shows nothing
-            masks = (masks[0], masks[1] & (rect.warp(1, right_mask) == 255))
-        check_cancelled()
-        maps = dense_disparity(*photos, masks, search, sparse)
-        matched = float(np.mean(~maps[0].filled[masks[0]]))
-        if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
-            raise prior_failed(
-                f"Dense matching found depth for only {matched:.0%} of the image.",
-                "Use sharper, textured photos with more overlap and a moderate sideways step.",
+        if pose.rotation_only:
+            progress("prior", 0.3, "the camera turned: stitching both photos on one sphere")
+            splats_a, splats_b, radius = stitched_pair(
+                left, right, pair.right_valid, K_cv, pose.R, pose.t, pose.parallax_px
             )
-        check_cancelled()
-
-        progress("prior", 0.8, "Gaussians")
-        splats_a = view_splats(0, left, maps[0], rect)
+            build_meta = {
+                "mode": "rotation",
+                "sphere_radius": round(radius, 2),
+                "parallax_px": round(pose.parallax_px, 3),
+                "weak": True,
+                "hint": "The camera mostly turned, so the scene is the two photos on one "
+                "sphere (no depth). " + LEARNED_PRIOR_HINT,
+            }
+        else:
+            splats_a, splats_b, build_meta = self._stereo_splats(
+                pair, K_cv, pose, right_mask, progress, check_cancelled
+            )
         depth_a = splats_a.means[:, 2].reshape(height, width)
         splats_a.colours = fit_colours(
             splats_a.colours.reshape(height, width, 3),
@@ -104,15 +115,7 @@ class StereoPrior:
             SIGMA_PX,
         ).reshape(-1, 3)
         check_cancelled()
-        splats_b = view_splats(1, right, maps[1], rect)
-        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
-        new_b &= pair.right_valid.ravel()  # photo B's border in A's camera: no splats
-        cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
-        cracks &= pair.right_valid.ravel()
-        behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
-        new_b |= cracks
-        check_cancelled()
-        splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
+        splats = cap(PixelSplats.concatenate([splats_a, splats_b]), len(splats_a.means))
         scene = _scene(splats)
         c2w1 = np.eye(4)
         c2w1[:3, :3] = pose.R.T
@@ -132,7 +135,6 @@ class StereoPrior:
             "fov_assumed_b": assumed[1],
             "matches": pose.matches,
             "inliers": pose.inliers,
-            "disparity_search": f"{search.min_disparity}..{search.max_disparity}",
             # Every pixel of photo A is a Gaussian; these say how each one got its depth.
             "coverage": round(float(np.mean(splats_a.opacities > 0)), 4),
             "matched_fraction": round(float(np.mean(~splats_a.filled)), 4),
@@ -141,9 +143,79 @@ class StereoPrior:
             "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
             "gaussians_a": count_a,
             "gaussians_b_disoccluded": scene.num_gaussians - count_a,
+            **build_meta,
         }
         progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")
         return scene
+
+    def _stereo_splats(self, pair, K_cv, pose, right_mask, progress, check_cancelled):
+        """Dense stereo on the rectified pair -> photo A's Gaussians, photo B's that photo A
+        does not show, and what the build says about itself."""
+        left, right = pair.left, pair.right
+        height, width = left.shape[:2]
+        progress("prior", 0.3, "dense stereo")
+        rect = rectify(K_cv, pose.R, pose.t, (width, height))
+        sparse = sparse_matches(
+            rect.rectified_coords(0, pose.inlier_points[0]),
+            rect.rectified_coords(1, pose.inlier_points[1]),
+        )
+        search = search_range(sparse.disparity, rect.oriented_size[0])
+        photos = (rect.warp(0, left), rect.warp(1, right))
+        masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
+        if right_mask is not None:  # photo B's border in A's camera shows nothing
+            masks = (masks[0], masks[1] & (rect.warp(1, right_mask) == 255))
+        check_cancelled()
+        maps = dense_disparity(*photos, masks, search, sparse)
+        matched = float(np.mean(~maps[0].filled[masks[0]]))
+        if matched < WEAK_MATCHED_FRACTION and pose.inliers < MIN_INLIERS_WEAK:
+            raise prior_failed(
+                f"Dense matching found depth for only {matched:.0%} of the image, and only "
+                f"{pose.inliers} matches agree on the camera motion: the photos barely overlap.",
+                "Use sharper, textured photos with more overlap and a moderate sideways step.",
+            )
+        if matched < MIN_MATCHED_FRACTION:  # block matching collapsed: the matches' depth
+            fallback = sparse_pair(
+                left, right, pair.right_valid, K_cv, pose.R, pose.t, *pose.inlier_points
+            )
+            if fallback is None:
+                raise prior_failed(
+                    f"Dense matching found depth for only {matched:.0%} of the image, and "
+                    "too few matches triangulate.",
+                    "Use sharper, textured photos with more overlap and a moderate sideways step.",
+                )
+            splats_a, splats_b, count = fallback
+            meta = {
+                "mode": "sparse",
+                "dense_matched_fraction": round(matched, 4),
+                "triangulated_matches": count,
+                "weak": True,
+                "hint": f"Dense matching found depth for only {matched:.0%} of photo A; depth "
+                "comes from the feature matches. " + LEARNED_PRIOR_HINT,
+            }
+            return splats_a, splats_b, meta
+        check_cancelled()
+        progress("prior", 0.8, "Gaussians")
+        splats_a = view_splats(0, left, maps[0], rect)
+        depth_a = splats_a.means[:, 2].reshape(height, width)
+        splats_b = view_splats(1, right, maps[1], rect)
+        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
+        new_b &= pair.right_valid.ravel()  # photo B's border in A's camera: no splats
+        cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
+        cracks &= pair.right_valid.ravel()
+        behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
+        new_b |= cracks
+        new_b &= hidden_from_a(splats_b.means, depth_a, K_cv)  # photo A stays photo A
+        meta = {
+            "mode": "stereo",
+            "disparity_search": f"{search.min_disparity}..{search.max_disparity}",
+        }
+        if matched < WEAK_MATCHED_FRACTION:  # built, but most depth is filled in
+            meta["weak"] = True
+            meta["hint"] = (
+                f"Dense matching found depth for {matched:.0%} of photo A; the rest is filled "
+                "in. " + LEARNED_PRIOR_HINT
+            )
+        return splats_a, splats_b.take(new_b), meta
 
 
 def photo_fovs(

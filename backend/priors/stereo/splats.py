@@ -31,6 +31,9 @@ DISOCCLUSION_DISPARITY_PX = 1.5
 # Relative depth by which view 1's crack fillers sit behind view 0's surface: enough to stay
 # behind view 0's Gaussians at photo A's camera despite depth noise, small in parallax.
 CRACK_PUSH = 0.03
+# View 1's Gaussians inside photo A's frame must lie at least this much (relative depth) behind
+# view 0's surface at the pixel they project to: anything nearer would cover photo A there.
+HIDDEN_MARGIN = 0.01
 MAX_GAUSSIANS = (
     524_288  # NoPoSplat's count (2 x 512^2): what the renderers and importer are sized for
 )
@@ -130,6 +133,22 @@ def disoccluded(
     # Both far: the shell is one surface, so view 1's sky inside view 0's photo is a duplicate.
     duplicate_far = splats_b.far & far_a[rows, cols]
     return in_front & (~inside | (behind & ~duplicate_far))
+
+
+def hidden_from_a(means_b: np.ndarray, depth_a: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Which of view 1's Gaussians photo A's camera cannot see in front of view 0's surface:
+    those outside photo A's frame or behind its surface there. The rest (crack fillers on noisy
+    depth, mismatched pixels of photo B) would be drawn over photo A at its own camera: photo
+    B's gravel over A's lawn, specks in A's sky."""
+    height, width = depth_a.shape
+    projected = rotate(K, means_b.astype(np.float64))
+    z = projected[:, 2]
+    in_front = z > 1e-9
+    u = np.round(projected[:, 0] / np.where(in_front, z, 1.0)).astype(np.int64)
+    v = np.round(projected[:, 1] / np.where(in_front, z, 1.0)).astype(np.int64)
+    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    surface = depth_a[np.clip(v, 0, height - 1), np.clip(u, 0, width - 1)]
+    return ~in_front | ~inside | (z >= surface * (1.0 + HIDDEN_MARGIN))
 
 
 def uncovered(

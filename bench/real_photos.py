@@ -1,0 +1,261 @@
+"""Benchmark: the embedded stereo prior on real photos, against SfM truth (issue #35).
+
+Data: bench/real_photos/<set>/images (public photo sets, reduced; sources and licences in
+bench/real_photos/README.md) with <set>/poses.json from bench/real_photos/recompute_poses.py
+(COLMAP SfM over every photo of the set). Each triple (A, M, B) is three SfM-registered photos
+in capture order; M lies between A and B and is held out.
+
+For each triple and each prior (`before` = bench/stereo_prior_before_real/, today's prior kept
+as a marked copy; `after` = the backend's StereoPrior) the scene is built from A and B as a user
+builds it: the files through the backend's decoder, no FOV given (EXIF when the photo has it,
+else the assumed one). The scene frame is photo A's camera with the baseline as unit; it is
+aligned to SfM by the similarity that puts the scene's camera A on SfM's camera A and scales
+the baseline to SfM's. Then:
+
+- pose error: the angle between the built and the SfM relative rotation, and between the
+  built and the SfM baseline direction (degrees);
+- held-out: the scene rendered at M's SfM camera (its K and size), PSNR and SSIM over all
+  pixels (black counts as wrong) and over covered pixels (alpha > 0.5);
+- photo A: the scene rendered at its own reference camera 0 against the photo it was built
+  from (PSNR, all pixels);
+- nearest photo: photo A itself scored against M (what showing the nearest photo would give).
+
+A refusal is a result (build rate). Pictures (photo A | render at M | photo M; before above,
+after below) go to out/bench/real_photos/. The CPU renderer (numba) draws everything. One final
+JSON line: per set and overall medians, before and after, and the issue's targets.
+
+    python bench/real_photos.py [--sets sceaux skull] [--max-triples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from videoscene_backend.pipeline.images import decode_photo
+from videoscene_backend.pipeline.photo_meta import resolve_fovs
+from videoscene_backend.priors.stereo import StereoPrior
+from videoscene_backend.render import render
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from prior_quality import psnr  # noqa: E402
+from stereo_prior_before_real import StereoPrior as StereoPriorBefore  # noqa: E402
+
+DATA = HERE / "real_photos"
+OUT = HERE.parent / "out" / "bench" / "real_photos"
+# Triples (A, M, B) = photos (i, i + 1, i + 2) of the registered ones, every `stride` photos.
+STRIDE = {"sceaux": 1, "skull": 1, "freiburg_office": 2}
+TARGETS = {"psnr_a_min_db": 30.0, "heldout_gain_min_db": 3.0, "build_rate": 1.0}
+
+
+def ssim_map(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """SSIM per pixel (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of the grey images."""
+    x, y = (cv2.cvtColor(im, cv2.COLOR_RGB2GRAY).astype(np.float64) for im in (image, reference))
+    blur = lambda im: cv2.GaussianBlur(im, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def masked_psnr(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float | None:
+    if mask.sum() < 100:
+        return None
+    return psnr(image[mask], reference[mask])
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def rotation_error_deg(R1: np.ndarray, R2: np.ndarray) -> float:
+    cos = (np.trace(R1.T @ R2) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def load_set(name: str) -> tuple[dict, list[list[str]]]:
+    poses = json.loads((DATA / name / "poses.json").read_text())["images"]
+    names = sorted(poses)
+    stride = STRIDE.get(name, 1)
+    triples = [names[i : i + 3] for i in range(0, len(names) - 2, stride)]
+    return poses, triples
+
+
+def render_at(scene, c2w: np.ndarray, K: np.ndarray, width: int, height: int):
+    with torch.no_grad():
+        out = render(
+            scene,
+            torch.from_numpy(c2w[None]).float(),
+            torch.from_numpy(K[None]).float(),
+            width,
+            height,
+            backend="numba",
+            return_alpha=True,
+        )
+    image = (out.images[0].clamp(0, 1) * 255).round().byte().numpy()
+    return image, out.alpha[0].numpy()
+
+
+def evaluate(prior_class, set_name: str, poses: dict, triple: list[str]) -> dict:
+    a_name, m_name, b_name = triple
+    folder = DATA / set_name / "images"
+    photos = [decode_photo((folder / n).read_bytes(), n) for n in (a_name, b_name, m_name)]
+    held_out = photos[2].pixels
+    fovs, sources = resolve_fovs(
+        None, [p.exif_fov_deg for p in photos[:2]], [p.pixels.shape[:2] for p in photos[:2]]
+    )
+    result: dict = {"triple": triple, "fov_source": sources[0]}
+    nearest = photos[0].pixels
+    if nearest.shape == held_out.shape:
+        result["nearest_psnr"] = round(psnr(nearest, held_out), 2)
+        result["nearest_ssim"] = round(float(ssim_map(nearest, held_out).mean()), 4)
+    try:
+        scene = prior_class().build(
+            [p.pixels for p in photos[:2]], fovs, lambda *_: None, lambda: None
+        )
+    except Exception as error:  # a refusal is a result here
+        result["error"] = f"{type(error).__name__}: {getattr(error, 'message', error)}"
+        result["hint"] = getattr(error, "hint", None)
+        return result
+    truth = {n: np.array(poses[n]["c2w"]) for n in triple}
+    w2c_a = np.linalg.inv(truth[a_name])
+    rel_b, rel_m = w2c_a @ truth[b_name], w2c_a @ truth[m_name]  # in A's frame, SfM units
+    built_b = scene.reference_cameras[1].c2w
+    result["rotation_error_deg"] = round(rotation_error_deg(built_b[:3, :3], rel_b[:3, :3]), 3)
+    result["baseline_error_deg"] = round(angle_deg(built_b[:3, 3], rel_b[:3, 3]), 3)
+    held = rel_m.copy()
+    held[:3, 3] /= np.linalg.norm(rel_b[:3, 3])  # the scene's unit is the baseline
+    K_m = np.array(poses[m_name]["K"])
+    height, width = held_out.shape[:2]
+    image, alpha = render_at(scene, held, K_m, width, height)
+    covered = alpha > 0.5
+    similarity = ssim_map(image, held_out)
+    result.update(
+        psnr_heldout=round(psnr(image, held_out), 2),
+        psnr_heldout_covered=masked_psnr(image, held_out, covered),
+        ssim_heldout=round(float(similarity.mean()), 4),
+        ssim_heldout_covered=round(float(similarity[covered].mean()), 4) if covered.any() else None,
+        coverage_heldout=round(float(covered.mean()), 4),
+    )
+    if result["psnr_heldout_covered"] is not None:
+        result["psnr_heldout_covered"] = round(result["psnr_heldout_covered"], 2)
+    camera = scene.reference_cameras[0]
+    own, _ = render_at(scene, camera.c2w, camera.K, camera.width, camera.height)
+    result["psnr_a"] = round(psnr(own, scene.reference_images[0]), 2)
+    result["meta"] = {
+        k: scene.meta.get(k)
+        for k in ("matched_fraction", "inliers", "disparity_search", "mode", "gaussians_a")
+        if k in scene.meta
+    }
+    result["_picture"] = (photos[0].pixels, image, held_out)
+    return result
+
+
+def save_picture(set_name: str, triple: list[str], rows: list[tuple]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    height = 240
+    strips = []
+    for row in rows:
+        if row is None:
+            continue
+        scaled = [cv2.resize(im, (round(im.shape[1] * height / im.shape[0]), height)) for im in row]
+        strips.append(np.hstack(scaled))
+    if strips:
+        width = max(s.shape[1] for s in strips)
+        strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+        name = f"{set_name}_{Path(triple[0]).stem}.png"
+        cv2.imwrite(str(OUT / name), cv2.cvtColor(np.vstack(strips), cv2.COLOR_RGB2BGR))
+
+
+def median(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def summary(rows: list[dict]) -> dict:
+    built = [r for r in rows if "error" not in r]
+    keys = (
+        "rotation_error_deg",
+        "baseline_error_deg",
+        "psnr_heldout",
+        "psnr_heldout_covered",
+        "ssim_heldout",
+        "ssim_heldout_covered",
+        "coverage_heldout",
+        "psnr_a",
+        "nearest_psnr",
+        "nearest_ssim",
+    )
+    out = {"built": f"{len(built)}/{len(rows)}", "build_rate": round(len(built) / len(rows), 3)}
+    # Figures of built scenes only; the nearest photo over every triple.
+    out.update({k: median(rows if k.startswith("nearest") else built, k) for k in keys})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="*", default=sorted(STRIDE))
+    parser.add_argument("--max-triples", type=int, default=None)
+    args = parser.parse_args()
+    priors = {"before": StereoPriorBefore, "after": StereoPrior}
+    rows: dict[str, dict[str, list[dict]]] = {p: {} for p in priors}
+    for set_name in args.sets:
+        poses, triples = load_set(set_name)
+        for triple in triples[: args.max_triples]:
+            results = {p: evaluate(cls, set_name, poses, triple) for p, cls in priors.items()}
+            pictures = [results[p].pop("_picture", None) for p in priors]
+            save_picture(set_name, triple, pictures)
+            for p in priors:
+                rows[p].setdefault(set_name, []).append(results[p])
+            print(json.dumps({set_name: results}), file=sys.stderr)
+    report = {
+        p: {
+            "sets": {s: summary(r) for s, r in by_set.items()},
+            "all": summary([r for rs in by_set.values() for r in rs]),
+        }
+        for p, by_set in rows.items()
+    }
+    before, after = report["before"]["all"], report["after"]["all"]
+    gain = (
+        round(after["psnr_heldout"] - before["psnr_heldout"], 2)
+        if after["psnr_heldout"] and before["psnr_heldout"]
+        else None
+    )
+    met = {
+        "build_rate": after["build_rate"] >= TARGETS["build_rate"],
+        "psnr_a": (after["psnr_a"] or 0) >= TARGETS["psnr_a_min_db"],
+        "heldout_gain": (gain or 0) >= TARGETS["heldout_gain_min_db"],
+    }
+    refusals = {
+        p: [
+            f"{s}:{r['triple'][0]}: {r['error']}"
+            for s, rs in by_set.items()
+            for r in rs
+            if "error" in r
+        ]
+        for p, by_set in rows.items()
+    }
+    print(
+        json.dumps(
+            {
+                "bench": "real_photos",
+                **report,
+                "heldout_gain_db": gain,
+                "refusals": refusals,
+                "targets": TARGETS,
+                "targets_met": met,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

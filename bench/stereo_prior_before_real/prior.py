@@ -1,0 +1,192 @@
+# Copied from videoscene_backend.priors.stereo.prior at 4c100db (issue #35's in-run baseline for
+# bench/real_photos.py; imports made absolute). Not used by the backend.
+"""The embedded prior: classical two-view stereo with OpenCV, no weights needed.
+
+Steps (one module each): photos.py (working sizes, each photo's own K, photo B re-imaged into
+A's camera, identical photos refused) -> pose.py (SIFT matches, essential matrix with an
+assumed field of view when none is given, its polish, the refusals) -> rectify.py (keeping the focal length) -> disparity.py (search range from the
+matches, SGBM both ways, soft left-right check, the matches' guide, edge-aware fill) ->
+splats.py (one Gaussian per pixel of view 0, view 1's disocclusions, the far shell) ->
+colours.py (view 0's colours fitted to re-render photo A at its camera).
+
+Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
+needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
+that neither view matched (plain walls, half-occluded strips) take the depth of the matched
+surface around them, and outside both photos there is nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+from videoscene_backend.priors.base import CancelCheck, ProgressFn
+from videoscene_backend.scene.gaussians import SH_C0, GaussianScene, PinholeCamera
+from videoscene_protocol.errors import ErrorCode, VideoSceneError
+from videoscene_protocol.params import BUILD_SCENE
+
+from .colours import fit_colours
+from .disparity import dense_disparity, search_range, sparse_matches
+from .errors import prior_failed
+from .photos import working_pair
+from .pose import match, relative_pose
+from .rectify import rectify
+from .splats import SIGMA_PX, PixelSplats, behind, cap, disoccluded, uncovered, view_splats
+
+FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
+ASSUMED_FOV_DEG = FOV_PARAM.manual_default
+MIN_MATCHED_FRACTION = 0.15  # of photo A's pixels with a confident match (a mirrored pair: 0.09)
+FOV_RANGE_DEG = (FOV_PARAM.minimum, FOV_PARAM.maximum)
+
+
+class StereoPrior:
+    name = "stereo"
+
+    def build(
+        self,
+        images: list[np.ndarray],
+        fov_deg: float | Sequence[float | None] | None,
+        progress: ProgressFn,
+        check_cancelled: CancelCheck,
+    ) -> GaussianScene:
+        progress("prior", 0.0, "preparing photos")
+        fovs, assumed = photo_fovs(fov_deg)
+        pair = working_pair(images, fovs)
+        left, right = pair.left, pair.right
+        height, width = left.shape[:2]
+        # The scene's cameras follow the renderers' (and Blender's) convention: pixel (i, j)
+        # spans [j, j + 1] x [i, i + 1], so the principal point is (width / 2, height / 2).
+        # OpenCV puts pixel (i, j)'s centre at (j, i): the same camera has its principal point
+        # half a pixel lower there. Every OpenCV step below uses K_cv; without the shift each
+        # Gaussian sat half a pixel off its pixel diagonally, and re-rendering photo A blended
+        # each pixel with three neighbours. Photo B is matched in A's camera (photos.py).
+        K = pair.K
+        K_cv = opencv_intrinsics(K)
+        right_mask = None if pair.same_camera else pair.right_valid.astype(np.uint8) * 255
+        check_cancelled()
+
+        progress("pose", 0.1, "matching features")
+        gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
+        pts_left, pts_right = match(*gray, right_mask)
+        check_cancelled()
+        progress("pose", 0.5, f"{len(pts_left)} matches; estimating the relative pose")
+        pose = relative_pose(pts_left, pts_right, K_cv)
+        check_cancelled()
+
+        progress("prior", 0.3, "dense stereo")
+        rect = rectify(K_cv, pose.R, pose.t, (width, height))
+        sparse = sparse_matches(
+            rect.rectified_coords(0, pose.inlier_points[0]),
+            rect.rectified_coords(1, pose.inlier_points[1]),
+        )
+        search = search_range(sparse.disparity, rect.oriented_size[0])
+        photos = (rect.warp(0, left), rect.warp(1, right))
+        masks = (rect.coverage(0, (width, height)), rect.coverage(1, (width, height)))
+        if right_mask is not None:  # photo B's border in A's camera shows nothing
+            masks = (masks[0], masks[1] & (rect.warp(1, right_mask) == 255))
+        check_cancelled()
+        maps = dense_disparity(*photos, masks, search, sparse)
+        matched = float(np.mean(~maps[0].filled[masks[0]]))
+        if matched < MIN_MATCHED_FRACTION:  # the fill would only spread noise
+            raise prior_failed(
+                f"Dense matching found depth for only {matched:.0%} of the image.",
+                "Use sharper, textured photos with more overlap and a moderate sideways step.",
+            )
+        check_cancelled()
+
+        progress("prior", 0.8, "Gaussians")
+        splats_a = view_splats(0, left, maps[0], rect)
+        depth_a = splats_a.means[:, 2].reshape(height, width)
+        splats_a.colours = fit_colours(
+            splats_a.colours.reshape(height, width, 3),
+            depth_a,
+            splats_a.opacities.reshape(height, width),
+            SIGMA_PX,
+        ).reshape(-1, 3)
+        check_cancelled()
+        splats_b = view_splats(1, right, maps[1], rect)
+        new_b = disoccluded(splats_b, depth_a, splats_a.far.reshape(height, width), K_cv)
+        new_b &= pair.right_valid.ravel()  # photo B's border in A's camera: no splats
+        cracks = uncovered(splats_a.means, pose.R, pose.t, K_cv, width, height) & ~new_b
+        cracks &= pair.right_valid.ravel()
+        behind(splats_b, cracks, centre=-pose.R.T @ pose.t)
+        new_b |= cracks
+        check_cancelled()
+        splats = cap(PixelSplats.concatenate([splats_a, splats_b.take(new_b)]), len(splats_a.means))
+        scene = _scene(splats)
+        c2w1 = np.eye(4)
+        c2w1[:3, :3] = pose.R.T
+        c2w1[:3, 3] = -pose.R.T @ pose.t
+        own_height, own_width = pair.own_right.shape[:2]
+        scene.reference_cameras = [  # each photo's own intrinsics and size
+            PinholeCamera(np.eye(4), K, width, height),
+            PinholeCamera(c2w1, pair.own_K_right, own_width, own_height),
+        ]
+        scene.reference_images = [left, pair.own_right]
+        count_a = len(splats_a.means)
+        scene.meta = {
+            "prior": "stereo",
+            "fov_deg": fovs[0],
+            "fov_assumed": assumed[0],
+            "fov_deg_b": fovs[1],
+            "fov_assumed_b": assumed[1],
+            "matches": pose.matches,
+            "inliers": pose.inliers,
+            "disparity_search": f"{search.min_disparity}..{search.max_disparity}",
+            # Every pixel of photo A is a Gaussian; these say how each one got its depth.
+            "coverage": round(float(np.mean(splats_a.opacities > 0)), 4),
+            "matched_fraction": round(float(np.mean(~splats_a.filled)), 4),
+            "filled_fraction": round(float(np.mean(splats_a.filled)), 4),
+            "far_fraction": round(float(np.mean(splats_a.far)), 4),
+            "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
+            "gaussians_a": count_a,
+            "gaussians_b_disoccluded": scene.num_gaussians - count_a,
+        }
+        progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")
+        return scene
+
+
+def photo_fovs(
+    fov_deg: float | Sequence[float | None] | None,
+) -> tuple[tuple[float, float], tuple[bool, bool]]:
+    """Each photo's horizontal field of view, and whether it was assumed: one value for both
+    photos, a pair (one per photo, None where unknown), or None (both unknown)."""
+    given = list(fov_deg) if isinstance(fov_deg, Sequence) else [fov_deg, fov_deg]
+    if len(given) != 2:
+        raise VideoSceneError(
+            ErrorCode.BAD_PARAMS,
+            f"{len(given)} fields of view for 2 photos.",
+            "Give one field of view, or one per photo.",
+        )
+    fovs = tuple(ASSUMED_FOV_DEG if fov is None else float(fov) for fov in given)
+    for fov in fovs:
+        if not FOV_RANGE_DEG[0] <= fov <= FOV_RANGE_DEG[1]:
+            raise VideoSceneError(
+                ErrorCode.BAD_PARAMS,
+                f"Field of view {fov} deg is out of range.",
+                f"Give the horizontal FOV in degrees ({FOV_RANGE_DEG[0]:g}-{FOV_RANGE_DEG[1]:g}).",
+            )
+    return fovs, (given[0] is None, given[1] is None)
+
+
+def opencv_intrinsics(K: np.ndarray) -> np.ndarray:
+    """K of a camera whose pixel (i, j) spans [j, j + 1] x [i, i + 1] (the renderers', gsplat's
+    and Blender's convention) in OpenCV's, where that pixel is centred at (j, i)."""
+    shifted = K.astype(np.float64).copy()
+    shifted[:2, 2] -= 0.5
+    return shifted
+
+
+def _scene(splats: PixelSplats) -> GaussianScene:
+    n = len(splats.means)
+    quats = np.zeros((n, 4), np.float32)
+    quats[:, 0] = 1.0
+    return GaussianScene(
+        means=torch.from_numpy(splats.means),
+        quats=torch.from_numpy(quats),
+        scales=torch.from_numpy(np.repeat(splats.sigmas[:, None], 3, axis=1)),
+        opacities=torch.from_numpy(splats.opacities),
+        sh=torch.from_numpy(((splats.colours - 0.5) / SH_C0)[:, None, :].astype(np.float32)),
+    )
