@@ -114,6 +114,9 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
     print(
         f"  {meta['num_gaussians']} Gaussians ({meta['prior']}: {meta['prior_reason']})", flush=True
     )
+    prior_meta = meta.get("prior_meta", {})
+    if prior_meta.get("weak"):  # the user should hear it here, not only find it in result.json
+        print(f"  Weak build: {prior_meta.get('hint', '')}", flush=True)
     (out / "scene.ply").write_bytes(scene.blobs["scene.ply"])
 
     params = {**params_from_flags(args, RENDER_VIDEO), "scene_id": meta["scene_id"]}
@@ -124,10 +127,9 @@ def run_main_job(client: BackendClient, args: argparse.Namespace) -> dict:
     render_id = client.submit("render_video", params, arrays={"c2w": c2w, "K": K})
     video = VideoDownload(client, render_id, out, args.fps).run()
     summary = {
-        "scene": {
-            k: meta[k]
-            for k in ("scene_id", "prior", "prior_reason", "num_gaussians", "reference_cameras")
-        },
+        # The build job's meta as it is (fov_source, prior_meta, photos, timings ...): what a
+        # user who looks into result.json after a poor scene needs, as the job's own meta has it.
+        "scene": dict(meta),
         "video": video.meta,
         "fps": args.fps,
         "backend_job_dirs": {"build_scene": scene.job_dir, "render_video": video.job_dir},

@@ -28,10 +28,16 @@ built with no FOV given, through the backend's decoder (decode_photo, resolve_fo
 the same photos with no metadata (the assumed 60 degrees; the scenes' lens gives 69.4). The
 `after` rows above are given the true FOV, as a user who knows it would. `--fov-only` runs this
 case alone (on a busy machine the full run takes tens of minutes: each CPU render is a minute).
+
+`--baseline real`: the `before` rows are the prior as it was before the real-photo work (issue
+#35; bench/stereo_prior_before_real/, the same baseline as bench/real_photos.py), so a change to
+the prior for real photos is checked on these renders too. `--quick`: one build per prior, the
+compiled CPU renderer (numba, the renderers' shared rules), the three scenes only.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -55,12 +61,18 @@ from videoscene_protocol.cameras import blender_to_opencv_c2w
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from stereo_prior_before import StereoPrior as StereoPriorBefore  # noqa: E402
+from stereo_prior_before_real import StereoPrior as StereoPriorBeforeReal  # noqa: E402
+
+# `before` rows: the pre-dense prior (default), or with --baseline real the prior as it was
+# before issue #35 (bench/stereo_prior_before_real/, real_photos.py's in-run baseline).
+BASELINES = {"dense": StereoPriorBefore, "real": StereoPriorBeforeReal}
 
 GENERATOR = HERE / "gt_scenes.py"
 SCENES = ("indoor_room", "outdoor_sky", "close_object")
 STRESS_SCENES = ("striped_table",)  # reported, not held to the targets
 CACHE = HERE.parent / "out" / "bench" / "prior_quality"
 BUILD_REPEATS = 3
+RENDERER = "torch"  # --quick: the compiled CPU renderer ("numba"), same rules, far faster
 TEXTURE_STD = 4.0  # grey levels, 5x5 window
 TARGETS = {
     "coverage_min": 0.98,
@@ -153,7 +165,7 @@ def evaluate(prior_class, data: dict, fov="true", images=None, repeats=BUILD_REP
             torch.from_numpy(np.stack([camera.K, camera.K])).float(),
             width,
             height,
-            backend="torch",
+            backend=RENDERER,
             return_depth=True,
             return_alpha=True,
         )
@@ -220,9 +232,12 @@ def mean_of(results: dict, prior: str, key: str) -> float | None:
     return round(float(np.mean(values)), 4) if len(values) == len(results) else None
 
 
-def compare(folder: Path, name: str) -> dict:
+def compare(folder: Path, name: str, baseline=StereoPriorBefore) -> dict:
     data = load_scene(folder / name)
-    result = {"before": evaluate(StereoPriorBefore, data), "after": evaluate(StereoPrior, data)}
+    result = {
+        "before": evaluate(baseline, data, repeats=BUILD_REPEATS),
+        "after": evaluate(StereoPrior, data, repeats=BUILD_REPEATS),
+    }
     print(json.dumps({name: result}), file=sys.stderr)
     return result
 
@@ -255,14 +270,36 @@ def fov_report(folder: Path) -> dict:
     }
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fov-only", action="store_true", help="only the field-of-view case")
+    parser.add_argument(
+        "--baseline",
+        choices=sorted(BASELINES),
+        default="dense",
+        help="the `before` prior: the pre-dense one (dense) or the one before issue #35 (real)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one build per prior, the numba renderer, no stress scene and no FOV case",
+    )
+    return parser.parse_args()
+
+
 def main() -> None:
-    if sys.argv[1:] == ["--fov-only"]:  # only the field-of-view case (its own baseline)
+    global BUILD_REPEATS, RENDERER
+    args = parse_args()
+    if args.fov_only:  # only the field-of-view case (its own baseline)
         report = fov_report(scenes_dir(SCENES))
         print(json.dumps({"bench": "prior_quality", "exif_fov": report}))
         return
-    folder = scenes_dir()
-    results = {name: compare(folder, name) for name in SCENES}
-    stress = {name: compare(folder, name) for name in STRESS_SCENES}
+    if args.quick:
+        BUILD_REPEATS, RENDERER = 1, "numba"
+    baseline = BASELINES[args.baseline]
+    folder = scenes_dir(SCENES if args.quick else (*SCENES, *STRESS_SCENES))
+    results = {name: compare(folder, name, baseline) for name in SCENES}
+    stress = {} if args.quick else {name: compare(folder, name, baseline) for name in STRESS_SCENES}
     keys = ("coverage", "psnr_a", "ssim_a", "psnr_heldout", "depth_absrel", "depth_delta125")
     summary = {
         prior: {key: mean_of(results, prior, key) for key in (*keys, "build_s")}
@@ -288,7 +325,9 @@ def main() -> None:
                 "stress": {name: without_meta(r) for name, r in stress.items()},
                 "mean": summary,
                 "heldout_gain_db": [round(g, 2) for g in gains],
-                "exif_fov": fov_report(folder),
+                "baseline": args.baseline,
+                "renderer": RENDERER,
+                "exif_fov": None if args.quick else fov_report(folder),
                 "ratio_build_s": round(
                     summary["after"]["build_s"] / summary["before"]["build_s"], 2
                 )
