@@ -1,7 +1,7 @@
 """Regenerates every picture in docs/pictures/ from the sample photos, with the product's own
 commands and Blender. Run by hand (not in CI), from the clone, after `bash dev.sh demo`:
 
-    .venv/bin/python docs/make_pictures.py                 # about 10-20 min on 2 busy cores
+    .venv/bin/python docs/make_pictures.py                 # 5.5 min on 2 shared CPU cores
     .venv/bin/python docs/make_pictures.py --blender-python /path/to/bpy-venv/bin/python
 
 1. `videoscene-backend run --fit` on samples/view_a.jpg and view_b.jpg at 320x240: the scene
