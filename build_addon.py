@@ -1,7 +1,8 @@
 """Build the installable VideoScene extension zips with Blender's own extension tool.
 
 Two builds, because Blender's installer treats a zip holding a cp311 wheel as Python-3.11-only:
-  - "py311": Blender 4.2 .. 5.0 (CPython 3.11), cp311 pyzmq wheels, blender_version_max 5.1.0
+  - "py311": the oldest supported Blender (the manifest's blender_version_min, 4.5 LTS) .. 5.0
+    (CPython 3.11), cp311 pyzmq wheels, blender_version_max 5.1.0
   - "abi3":  Blender 5.1+ (CPython 3.13), cp312-abi3 pyzmq wheels, blender_version_min 5.1.0
 Each is split per platform (--split-platforms) and every zip is validated.
 
@@ -28,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,16 +58,48 @@ class BuildVariant:
     version_min: str
     version_max: str | None
 
+    @property
+    def label(self) -> str:
+        """The zip's name part: blender4.5-5.0, blender5.1plus."""
+        low = _major_minor(self.version_min)
+        if self.version_max is None:
+            return f"blender{low}plus"
+        major, minor = map(int, _major_minor(self.version_max).split("."))
+        return f"blender{low}-{major}.{minor - 1}" if minor else f"blender{low}-{major - 1}.x"
 
+    @property
+    def blender_range(self) -> str:
+        low = _major_minor(self.version_min)
+        return (
+            f"Blender {low} and later"
+            if self.version_max is None
+            else (f"Blender {self.label.removeprefix('blender').replace('-', ' to ')}")
+        )
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+# The oldest Blender the add-on supports: declared once, in the manifest.
+SUPPORTED_MIN = tomllib.loads((ADDON_DIR / "blender_manifest.toml").read_text())[
+    "blender_version_min"
+]
+PYTHON_313_FROM = "5.1.0"  # Blender 5.1 moved to CPython 3.13
 VARIANTS = {
-    "py311": BuildVariant("py311", ("--python-version", "3.11"), "4.2.0", "5.1.0"),
+    "py311": BuildVariant("py311", ("--python-version", "3.11"), SUPPORTED_MIN, PYTHON_313_FROM),
     "abi3": BuildVariant(
         "abi3",
         ("--python-version", "3.13", "--implementation", "cp", "--abi", "abi3"),
-        "5.1.0",
+        PYTHON_313_FROM,
         None,
     ),
 }
+
+
+def variant_for_python(version: tuple[int, int]) -> BuildVariant:
+    """The build a Blender with this Python installs (3.11: py311; 3.12+: abi3)."""
+    return VARIANTS["py311" if version < (3, 12) else "abi3"]
 
 
 def current_platform() -> str:
@@ -192,7 +226,7 @@ def build_variant(
     wheels = download_wheels(variant, platforms, offline)
     stage = stage_variant(variant, platforms, wheels, backend)
     output_dir.mkdir(parents=True, exist_ok=True)
-    label = "blender4.2-5.0" if variant.name == "py311" else "blender5.1plus"
+    label = variant.label
     base = output_dir / f"videoscene-{label}.zip"
     for old in output_dir.glob(f"videoscene-{label}*.zip"):
         old.unlink()
@@ -248,9 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-BLENDER_RANGES = {"py311": "Blender 4.2 to 5.0", "abi3": "Blender 5.1 and later"}
-
-
 def print_install_summary(built: list[tuple[str, Path]], backend: Path | None, here: bool):
     """What to install on this machine, and which backend that add-on will start."""
     mine = [(name, a) for name, a in built if current_platform().replace("-", "_") in a.name]
@@ -258,7 +289,7 @@ def print_install_summary(built: list[tuple[str, Path]], backend: Path | None, h
         return
     print("\nInstall in Blender (Edit > Preferences > Get Extensions > Install from Disk):")
     for name, archive in mine:
-        print(f"  {BLENDER_RANGES[name]}: {archive.resolve()}")
+        print(f"  {VARIANTS[name].blender_range}: {archive.resolve()}")
     if backend is not None:
         print(
             f"The add-on will start: {backend} serve --bind {{address}} --output-dir {{output_dir}}"

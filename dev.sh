@@ -3,16 +3,18 @@
 #   bash dev.sh demo   installs the backend into .venv, runs the main job on the sample photos,
 #                      then builds the add-on zips for this machine (they know where the backend is)
 #   bash dev.sh test   installs the backend, the pool extra (Ray), test tools and bpy into .venv,
-#                      runs ruff and the tests; then the add-on tests again under Blender 4.2 LTS
-#                      (bpy 4.2 in .venv-bpy42)
-# VENV=/path and LTS_VENV=/path override the virtual environments' locations.
+#                      runs ruff and the tests (the add-on's under the oldest supported Blender,
+#                      4.5 LTS); then the add-on tests again under each other Blender that
+#                      tools/blender_matrix.txt tests (5.2 LTS, 5.3), each bpy in .venv-bpy<series>
+# VENV=/path overrides the main virtual environment's location; PYTHON313=/path names a
+# CPython 3.13 for the Blender 5.1+ suites (else python3.13 on PATH or pyenv's is used).
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
 # A venv keeps its programs in Scripts/ on Windows (Git Bash), in bin/ elsewhere.
 case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) BIN="$VENV/Scripts" ;; *) BIN="$VENV/bin" ;; esac
 PY="$BIN/python"
-LTS_VENV="${LTS_VENV:-.venv-bpy42}"
+MATRIX=tools/blender_matrix.txt
 
 ensure_venv() {
   if [ ! -x "$PY" ]; then
@@ -26,14 +28,46 @@ ensure_venv() {
   fi
 }
 
-# The oldest Blender the add-on supports, as the bpy module: it needs no torch, only what the
-# add-on tests import (pyproject's addon-test-lts extra plus the bare package: numpy, pyzmq).
-ensure_lts_venv() {
-  if [ ! -x "$LTS_VENV/bin/python" ]; then
-    python3 -m venv "$LTS_VENV"
-    "$LTS_VENV/bin/python" -m pip install --quiet --upgrade pip
+# A CPython of the given minor version (3.11, 3.13, ...): $PYTHON313-style override, then the
+# versioned name on PATH, then pyenv's builds (pyenv's shims fail for versions not selected).
+find_python() {  # find_python 3.13
+  local version="$1" override candidate
+  override="PYTHON${version/./}"
+  for candidate in "${!override:-}" "python$version" \
+    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version"*/bin/"python$version"; do
+    [ -n "$candidate" ] || continue
+    if "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$version'.split('.'))))" 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The tested rows of the matrix after the first (which .venv tests): "series bpy python".
+other_blenders() {
+  grep -v '^#' "$MATRIX" | awk 'NF == 4 && $2 != "-" { print $1, $2, $3 }' | tail -n +2
+}
+
+# The add-on suite under one more Blender, as the bpy module in a venv of its own: it needs no
+# torch, only what the add-on tests import (the addon-test-other extra plus the bare package:
+# numpy, pyzmq). The end-to-end tests start the backend from the main venv.
+test_other_blender() {  # test_other_blender SERIES BPY_VERSION PYTHON_VERSION
+  local series="$1" bpy="$2" python venv="${VENV}-bpy$1"
+  if ! python=$(find_python "$3"); then
+    echo "No CPython $3 found for the Blender $series add-on suite (bpy $bpy):" \
+      "install it (e.g. pyenv install $3) or set PYTHON${3/./}=/path/to/python$3" >&2
+    [ -n "${CI:-}" ] && exit 1
+    echo "Skipping the Blender $series suite on this machine (CI runs it)." >&2
+    return 0
   fi
-  "$LTS_VENV/bin/python" -m pip install --quiet -c tools/constraints.txt -e ".[addon-test-lts]"
+  if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+  fi
+  "$venv/bin/python" -m pip install --quiet "bpy==$bpy" -e ".[addon-test-other]"
+  VIDEOSCENE_TEST_BACKEND="$(cd "$BIN" && pwd)/videoscene-backend" \
+    "$venv/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
 }
 
 install() {  # install EXTRAS...
@@ -69,11 +103,13 @@ case "${1:-}" in
     # bpy and torch are tested in separate processes: each bundles native libraries of its own.
     "$VENV/bin/pytest" tests --ignore=tests/addon -q -p no:cacheprovider
     "$VENV/bin/pytest" tests/addon -q -p no:cacheprovider
-    ensure_lts_venv
-    # Everything that depends on the Blender version; the end-to-end tests start the backend
-    # from the main venv, and those of backend behaviour alone (backend_paths) ran above.
-    VIDEOSCENE_TEST_BACKEND="$(cd "$VENV/bin" && pwd)/videoscene-backend" \
-      "$LTS_VENV/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
+    # Everything that depends on the Blender version, again under each other tested Blender;
+    # the tests of backend behaviour alone (backend_paths) ran above.
+    mapfile -t rows < <(other_blenders)
+    for row in "${rows[@]}"; do
+      # shellcheck disable=SC2086  # a row is "series bpy python"
+      test_other_blender $row
+    done
     ;;
   *)
     echo "usage: bash dev.sh demo [OUT_DIR] | bash dev.sh test" >&2

@@ -14,6 +14,10 @@ middle camera; --dithered-samples N adds the viewport's dithered order at N samp
 Solid mode (Workbench) is rendered for both displays (the Solid companion's octahedra; the
 old spheres' material colour). The viewport density control is measured on the
 viewport depsgraph (points kept, seconds to evaluate); renders always keep every Gaussian.
+On Blender 5.3+ the same run also renders Blender's own Gaussian splat (what the add-on makes
+there; display/native.py) at the same camera: Cycles at --native-samples, colours matched
+(Raw view, display-referred radiance) and Blender's own (Standard view), without the screen
+blur, and Solid mode; --eevee adds EEVEE at --native-samples.
 
     .venv/bin/videoscene-backend run --image-a samples/view_a.jpg --image-b samples/view_b.jpg \\
         --out /tmp/display_demo --frames 2 --no-refine
@@ -22,7 +26,8 @@ viewport depsgraph (points kept, seconds to evaluate); renders always keep every
 
 Prints one final JSON line {"bench": "viewport", "gaussians", "spheres_psnr_photo",
 "spheres_psnr_backend", "gaussians_psnr_photo", "gaussians_psnr_backend",
-"backend_psnr_photo", "spheres_s", "gaussians_s", "density" {k: [points, seconds]}, ...}.
+"backend_psnr_photo", "spheres_s", "gaussians_s", "density" {k: [points, seconds]},
+"native_*" (5.3+), ...}.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from videoscene_protocol import cameras  # the same module the add-on vendors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from blender_addon import compat, display  # noqa: E402
-from blender_addon.display import solid  # noqa: E402
+from blender_addon.display import modifier, solid  # noqa: E402
 from blender_addon.importers.ply import splat_arrays_from_ply  # noqa: E402
 from blender_addon.importers.splat import import_splat  # noqa: E402
 
@@ -167,6 +172,41 @@ def use_workbench(scene: bpy.types.Scene) -> None:
     scene.world.color = (0.0, 0.0, 0.0)
 
 
+def native_figures(folder: Path, arrays: dict, reference, photo, args) -> dict:
+    """Blender's own Gaussian splat (5.3+) at the same camera: colours matched, Blender's own
+    colours (Standard view), and as Blender's own PLY import shows it (no display modifier);
+    Solid mode; EEVEE with --eevee."""
+    scene = bpy.context.scene
+    scene.render.engine, scene.world = "CYCLES", None
+    obj = import_splat(bpy.context, arrays, None, scene.collection, native=True)
+    figures = {"native_samples": args.native_samples}
+    scene.cycles.samples = args.native_samples
+    display.set_colours_match_backend(scene, True)
+    image, figures["native_s"] = render(folder, "native")
+    figures["native_psnr_photo"] = psnr(image, photo)
+    figures["native_psnr_backend"] = psnr(image, reference)
+    display.set_colours_match_backend(scene, False)  # Blender's own colours: Standard view
+    image, _ = render(folder, "native_standard")
+    figures["native_standard_psnr_backend"] = psnr(image, reference)
+    shown = modifier.display_modifier(obj)
+    shown.show_render = False  # no screen blur: what Blender's own PLY import shows
+    image, _ = render(folder, "native_blender_import")
+    figures["native_blender_import_psnr_backend"] = psnr(image, reference)
+    shown.show_render = True
+    display.set_colours_match_backend(scene, True)
+    if args.eevee:
+        scene.render.engine = compat.eevee_engine()
+        scene.eevee.taa_render_samples = args.native_samples
+        scene.render.filter_size = 0.0
+        image, figures["native_eevee_s"] = render(folder, "native_eevee")
+        figures["native_eevee_psnr_backend"] = psnr(image, reference)
+    use_workbench(scene)
+    image, figures["native_solid_s"] = render(folder, "native_solid")
+    figures["native_solid_psnr_backend"] = psnr(image, reference)
+    scene.render.engine, scene.world = "CYCLES", None
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scene", type=Path, default=Path("/tmp/display_demo"))
@@ -175,6 +215,9 @@ def main() -> None:
     parser.add_argument("--eevee", action="store_true", help="also EEVEE sorted renders")
     parser.add_argument(
         "--dithered-samples", type=int, default=0, help="also EEVEE dithered at these samples"
+    )
+    parser.add_argument(
+        "--native-samples", type=int, default=16, help="samples for Blender's own splat (5.3+)"
     )
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="viewport-bench-"))
@@ -189,7 +232,7 @@ def main() -> None:
     scene = bpy.context.scene
     scene.world = None
     arrays = splat_arrays_from_ply(args.scene / "scene.ply")
-    obj = import_splat(bpy.context, arrays, None, scene.collection)
+    obj = import_splat(bpy.context, arrays, None, scene.collection, native=False)
     blender_camera(camera)
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
@@ -255,6 +298,9 @@ def main() -> None:
         scene.render.engine = compat.eevee_engine()
         image, figures["eevee_spheres_s"] = render(folder, "eevee_spheres")
         figures["eevee_spheres_psnr_backend"] = psnr(image, reference)
+    if compat.native_gaussian_splats():
+        bpy.data.objects.remove(obj)
+        figures.update(native_figures(folder, arrays, reference, photo, args))
     figures["backend_psnr_photo"] = psnr(reference, photo)
     figures["gap_to_backend_db"] = figures["backend_psnr_photo"] - figures["gaussians_psnr_photo"]
     figures["renders"] = str(folder)

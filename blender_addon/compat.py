@@ -1,4 +1,6 @@
-"""Differences between the Blender versions the add-on supports (4.2 .. 5.x).
+"""Differences between the Blender versions the add-on supports (4.5 LTS .. 5.3 and later).
+
+Each difference is a feature check (does this Blender have X?), never a version comparison.
 
 Renamed types and collections are looked up by name at call time, never at import time, so
 importing the add-on works on every version.
@@ -12,37 +14,34 @@ import bpy
 
 
 def sequence_editor_strips(scene: bpy.types.Scene) -> Any:
-    """The sequencer's top-level strip collection: `strips` (4.4+) or `sequences` (older)."""
-    editor = scene.sequence_editor or scene.sequence_editor_create()
-    strips = getattr(editor, "strips", None)
-    return strips if strips is not None else editor.sequences
+    """The sequencer's top-level strip collection (`strips`: 4.4+, where `sequences` went)."""
+    return (scene.sequence_editor or scene.sequence_editor_create()).strips
 
 
 def sequence_editor_all_strips(scene: bpy.types.Scene) -> Any:
-    """Every strip including those inside meta strips: `strips_all` (4.4+) or `sequences_all`."""
-    editor = scene.sequence_editor or scene.sequence_editor_create()
-    strips = getattr(editor, "strips_all", None)
-    return strips if strips is not None else editor.sequences_all
+    """Every strip including those inside meta strips (`strips_all`: 4.4+)."""
+    return (scene.sequence_editor or scene.sequence_editor_create()).strips_all
+
+
+def strip_span(strip: Any) -> tuple[int, int]:
+    """(first frame, first frame after) a strip shows: its handles, `left_handle` and
+    `right_handle` from 5.3, `frame_final_start` / `frame_final_end` before (deprecated in 5.3,
+    to be removed in 6.0)."""
+    if hasattr(strip, "left_handle"):
+        return strip.left_handle, strip.right_handle
+    return strip.frame_final_start, strip.frame_final_end
 
 
 def action_fcurves(obj: bpy.types.Object) -> list[Any]:
-    """F-curves of the object's action: the assigned slot's channelbag on layered actions (4.4+,
-    the only kind in 5.0 where `action.fcurves` is gone), else `action.fcurves`."""
+    """F-curves of the object's action: the assigned slot's channelbag (layered actions, 4.4+;
+    5.0 removed `action.fcurves`)."""
     anim = obj.animation_data
-    if anim is None or anim.action is None:
+    if anim is None or anim.action is None or anim.action_slot is None:
         return []
-    action = anim.action
-    slot = getattr(anim, "action_slot", None)
-    if slot is not None:
-        try:
-            from bpy_extras.anim_utils import action_get_channelbag_for_slot
-        except ImportError:
-            action_get_channelbag_for_slot = None
-        if action_get_channelbag_for_slot is not None:
-            channelbag = action_get_channelbag_for_slot(action, slot)
-            return list(channelbag.fcurves) if channelbag is not None else []
-    legacy = getattr(action, "fcurves", None)
-    return list(legacy) if legacy is not None else []
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    channelbag = action_get_channelbag_for_slot(anim.action, anim.action_slot)
+    return list(channelbag.fcurves) if channelbag is not None else []
 
 
 def is_animated(obj: bpy.types.Object) -> bool:
@@ -60,41 +59,70 @@ def temp_override(context: bpy.types.Context, **kwargs: Any) -> Any:
 
 
 # -- Point clouds -----------------------------------------------------------------------------
-def can_convert_to_point_cloud() -> bool:
-    """True where object.convert offers target POINTCLOUD (Blender 4.5+)."""
-    target = bpy.ops.object.convert.get_rna_type().properties["target"]
-    return "POINTCLOUD" in target.enum_items.keys()
+def native_gaussian_splats() -> bool:
+    """True where Blender draws 3D Gaussian splats itself: a point cloud of type GAUSSIAN_SPLAT
+    (Blender 5.3+), with the attributes its own 3DGS PLY import writes."""
+    kind = bpy.types.PointCloud.bl_rna.properties.get("type")
+    return kind is not None and "GAUSSIAN_SPLAT" in kind.enum_items.keys()
 
 
-def make_point_cloud(
-    context: bpy.types.Context, obj: bpy.types.Object, convert: bool | None = None
-) -> bpy.types.Object:
-    """Make a vertex-only mesh object (one vertex per point, POINT attributes) a point cloud,
-    keeping every attribute.
+def make_point_cloud(context: bpy.types.Context, obj: bpy.types.Object) -> bpy.types.Object:
+    """Make a vertex-only mesh object (one vertex per point, POINT attributes) a point cloud in
+    place, keeping every attribute.
 
-    Point clouds cannot be resized from Python, so a mesh is how Blender lets us fill one fast.
-    Blender 4.5+ converts the object in place to a POINTCLOUD object. Before 4.5 (or with
-    convert=False) the object stays a mesh and the display modifier (display/modifier.py) makes
-    the points from its vertices when evaluated; its mesh still holds the attributes, so readers
-    use `obj.data.attributes` on both paths.
+    Before 5.2 point clouds cannot be resized from Python, so a mesh is how Blender lets us fill
+    one fast; object.convert(target='POINTCLOUD') (Blender 4.5+) then makes it a point cloud.
     """
-    if convert is None:
-        convert = can_convert_to_point_cloud()
-    if convert:
-        mesh = obj.data
-        with temp_override(
-            context,
-            active_object=obj,
-            object=obj,
-            selected_objects=[obj],
-            selected_editable_objects=[obj],
-        ):
-            result = bpy.ops.object.convert(target="POINTCLOUD")
-        if "FINISHED" not in result or obj.type != "POINTCLOUD":
-            raise RuntimeError(f"object.convert(target='POINTCLOUD') returned {result}")
-        if mesh.users == 0:  # the conversion leaves the source mesh orphaned
-            bpy.data.meshes.remove(mesh)
+    mesh = obj.data
+    with temp_override(
+        context,
+        active_object=obj,
+        object=obj,
+        selected_objects=[obj],
+        selected_editable_objects=[obj],
+    ):
+        result = bpy.ops.object.convert(target="POINTCLOUD")
+    if "FINISHED" not in result or obj.type != "POINTCLOUD":
+        raise RuntimeError(f"object.convert(target='POINTCLOUD') returned {result}")
+    if mesh.users == 0:  # the conversion leaves the source mesh orphaned
+        bpy.data.meshes.remove(mesh)
     return obj
+
+
+# -- Geometry Nodes modifier inputs -----------------------------------------------------------
+# Blender 5.2 made a nodes modifier's group inputs RNA properties
+# (modifier.properties.inputs.<identifier>.value); before, they were ID properties
+# (modifier["<identifier>"]), which 5.2+ no longer support at all.
+def _rna_input(modifier: bpy.types.Modifier, identifier: str) -> Any | None:
+    inputs = getattr(getattr(modifier, "properties", None), "inputs", None)
+    return None if inputs is None else getattr(inputs, identifier)
+
+
+def modifier_input_owner(modifier: bpy.types.Modifier, identifier: str) -> tuple[Any, str]:
+    """(struct, property path) of a group input, as UILayout.prop and path_resolve take them."""
+    rna = _rna_input(modifier, identifier)
+    return (modifier, f'["{identifier}"]') if rna is None else (rna, "value")
+
+
+def get_modifier_input(modifier: bpy.types.Modifier, identifier: str) -> Any:
+    rna = _rna_input(modifier, identifier)
+    return modifier[identifier] if rna is None else rna.value
+
+
+def set_modifier_input(modifier: bpy.types.Modifier, identifier: str, value: Any) -> None:
+    rna = _rna_input(modifier, identifier)
+    if rna is None:
+        modifier[identifier] = value
+    else:
+        rna.value = value
+
+
+def modifier_input_path(modifier: bpy.types.Modifier, identifier: str) -> str:
+    """The data path, from the modifier's object, of a group input (for drivers)."""
+    base = f'modifiers["{modifier.name}"]'
+    if _rna_input(modifier, identifier) is None:
+        return f'{base}["{identifier}"]'
+    return f"{base}.properties.inputs.{identifier}.value"
 
 
 def eevee_engine() -> str:

@@ -3,8 +3,10 @@
 - attributes.py: the per-point attributes the display reads (numpy, from the splat arrays);
 - material.py: the material that evaluates each Gaussian along the view ray;
 - modifier.py: the Geometry Nodes modifier (points, screen blur, radius, sort, density);
-- solid.py: the colours Solid mode (Workbench) shows.
-importers/splat.py gives every splat this display (built scenes and PLYs from any tool); the
+- solid.py: the colours Solid mode (Workbench) shows;
+- native.py: Blender's own Gaussian splats (5.3+), which Blender draws in every engine and in
+  Solid mode itself; the add-on only adds the backend's screen blur and viewport thinning.
+importers/splat.py gives every splat a display (built scenes and PLYs from any tool); the
 display writes only its own attributes, so the exported PLY is the imported one.
 """
 
@@ -14,6 +16,7 @@ import bpy
 
 from . import modifier, solid
 from .material import gaussian_material
+from .native import is_native_splat  # noqa: F401  (re-exported for the panel and operators)
 
 
 def show_gaussians(obj: bpy.types.Object) -> bpy.types.Object:
@@ -39,7 +42,8 @@ def dithered_converges(scene: bpy.types.Scene) -> bool:
 
 
 def is_sorted(obj: bpy.types.Object) -> bool:
-    return bool(modifier.get_input(obj, "Sorted"))
+    """Sorted for the scene camera (the add-on's display only: Blender orders native splats)."""
+    return modifier.has_input(obj, "Sorted") and bool(modifier.get_input(obj, "Sorted"))
 
 
 def set_sorted(obj: bpy.types.Object, value: bool) -> None:
@@ -87,30 +91,38 @@ def unregister_handlers() -> None:
 # falloff of an edge then blends as 3DGS blends it). The other choice emits linear light, right
 # for opaque interiors under the Standard view, but edges and thin layers come out wider and
 # brighter (the sRGB curve is applied after blending). Changing the view is the user's choice,
-# made by an explicit button; the material follows it.
+# made by an explicit button; the material (and Blender's own splats' display group,
+# native.py) follows it.
 MATCH_VIEW = "Raw"
 
 
-def colours_match_backend(scene: bpy.types.Scene) -> bool:
-    """True when the scene's view and the splat material both composite as 3DGS does."""
-    return scene.view_settings.view_transform == MATCH_VIEW and _display_referred() > 0.5
+def colours_match_backend(scene: bpy.types.Scene, native: bool = False) -> bool:
+    """True when the scene's view and the splat's display (the material, or for Blender's own
+    splats the native display group) both composite as 3DGS does."""
+    return (
+        scene.view_settings.view_transform == MATCH_VIEW and _referred(native).default_value > 0.5
+    )
 
 
-def _display_referred() -> float:
-    from .material import DISPLAY_REFERRED_NODE, gaussian_group
+def _referred(native: bool) -> bpy.types.NodeSocket:
+    """The Display Referred value of the add-on's material, or of native splats' group."""
+    from . import material
+    from . import native as native_display
 
-    return gaussian_group().nodes[DISPLAY_REFERRED_NODE].outputs[0].default_value
+    if native:
+        return native_display.native_group().nodes[native_display.DISPLAY_REFERRED_NODE].outputs[0]
+    return material.gaussian_group().nodes[material.DISPLAY_REFERRED_NODE].outputs[0]
 
 
 def set_colours_match_backend(scene: bpy.types.Scene, match: bool) -> None:
-    """Match: the Raw view (no look, exposure 0, gamma 1) and sRGB-valued Gaussians. Otherwise
-    the Standard view and linear-light Gaussians. Called only on the user's request."""
-    from .material import DISPLAY_REFERRED_NODE, gaussian_group
-
+    """Match: the Raw view (no look, exposure 0, gamma 1) and sRGB-valued Gaussians, for the
+    add-on's display and Blender's own splats alike. Otherwise the Standard view and
+    linear-light Gaussians. Called only on the user's request."""
     view = scene.view_settings
     view.view_transform = MATCH_VIEW if match else "Standard"
     view.look, view.exposure, view.gamma = "None", 0.0, 1.0
-    gaussian_group().nodes[DISPLAY_REFERRED_NODE].outputs[0].default_value = float(match)
+    for native in (False, True):
+        _referred(native).default_value = float(match)
 
 
 # -- render settings -----------------------------------------------------------------------

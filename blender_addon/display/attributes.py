@@ -36,18 +36,29 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:
     return np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
 
 
-def rotation_matrices(quats: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotation matrices of (N, 4) wxyz quaternions (normalised here, as gsplat does)."""
-    q = np.asarray(quats, dtype=np.float64)
+def rotation_axes(quats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of the rotation matrices of (N, 4) wxyz quaternions (normalised here, as
+    gsplat does): each Gaussian's x, y and z axes as (N, 3) float32. Computed in float32 column
+    by column (half a million Gaussians in tens of milliseconds)."""
+    q = np.asarray(quats, dtype=np.float32)
     w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
-    return np.stack(
-        [
-            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        axis=1,
+    axes = np.empty((3, len(q), 3), dtype=np.float32)
+    axes[0, :, 0], axes[0, :, 1], axes[0, :, 2] = (
+        1 - 2 * (y * y + z * z),
+        2 * (x * y + w * z),
+        2 * (x * z - w * y),
     )
+    axes[1, :, 0], axes[1, :, 1], axes[1, :, 2] = (
+        2 * (x * y - w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z + w * x),
+    )
+    axes[2, :, 0], axes[2, :, 1], axes[2, :, 2] = (
+        2 * (x * z + w * y),
+        2 * (y * z - w * x),
+        1 - 2 * (x * x + y * y),
+    )
+    return axes[0], axes[1], axes[2]
 
 
 def point_radius(scales: np.ndarray) -> np.ndarray:
@@ -59,16 +70,12 @@ def display_attributes(
     quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray, colors: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Attribute name -> float32 values of what the Gaussian material reads."""
-    rotations = rotation_matrices(quats)
-    count = len(rotations)
-    rgba = np.empty((count, 4), dtype=np.float32)
-    rgba[:, :3] = srgb_to_linear(colors)
+    srgb = np.clip(np.asarray(colors, dtype=np.float32), 0.0, 1.0)
+    rgba = np.empty((len(srgb), 4), dtype=np.float32)
+    rgba[:, :3] = srgb_to_linear(srgb)
     rgba[:, 3] = opacities
-    attributes = {
-        COLOR_ATTRIBUTE: rgba,
-        SRGB_ATTRIBUTE: np.clip(colors, 0.0, 1.0).astype(np.float32),
-    }
-    for index, name in enumerate(AXIS_ATTRIBUTES):
-        attributes[name] = rotations[:, :, index].astype(np.float32)
+    attributes = {COLOR_ATTRIBUTE: rgba, SRGB_ATTRIBUTE: srgb}
+    for name, axis in zip(AXIS_ATTRIBUTES, rotation_axes(quats), strict=True):
+        attributes[name] = axis
     attributes[VARIANCE_ATTRIBUTE] = np.square(np.asarray(scales, dtype=np.float32))
     return attributes

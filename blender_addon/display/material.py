@@ -100,7 +100,7 @@ class _Builder:
 
 
 # Raised when a group's graph changes, so a file saved by an older add-on is rebuilt in place.
-GROUPS_VERSION = 3
+GROUPS_VERSION = 4  # 4: the Solid companion from instance transforms; native splats
 VERSION_KEY = "videoscene_version"
 
 

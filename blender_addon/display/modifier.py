@@ -1,6 +1,6 @@
-"""The display modifier: one Geometry Nodes group on every splat object, on both point-cloud paths.
+"""The display modifier: one Geometry Nodes group on every splat object the add-on draws.
 
-Mesh (Blender 4.2-4.4 path) -> Mesh to Points; a point cloud (4.5+) passes through. Then:
+A mesh (files of add-ons before 4.5 support) -> Mesh to Points; a point cloud passes through. Then:
 - viewport density: in the viewport only every k-th Gaussian is kept (renders keep all);
 - "gs_blur" per point: the backend's screen blur (gsplat's eps2d, 0.3 px^2 added to each
   projected covariance) as a world variance at the point's distance d from the scene camera,
@@ -22,6 +22,7 @@ import math
 
 import bpy
 
+from .. import compat
 from .attributes import RADIUS_SIGMAS, VARIANCE_ATTRIBUTE
 from .material import BLUR_ATTRIBUTE, CENTER_ATTRIBUTE, current_group, gaussian_material
 
@@ -92,26 +93,84 @@ class GeometryBuilder:
         node = self.node("GeometryNodeInputNamedAttribute", {"Name": name}, data_type=data_type)
         return node.outputs["Attribute"]
 
-    def store(self, geometry, name: str, value, data_type: str):
+    @staticmethod
+    def shown(sockets, name: str):
+        """The socket `name` that the node's current type uses: before 5.2 a node holds one
+        socket of each type under the same name and hides the unused ones; from 5.2 it has
+        only the used ones."""
+        return next(s for s in sockets if s.name == name and s.enabled and not s.is_unavailable)
+
+    def random_float(self, seed: int):
+        """A random value in [0, 1) per element, from `seed`."""
+        node = self.node("FunctionNodeRandomValue", {"Seed": seed}, data_type="FLOAT")
+        self.shown(node.inputs, "Min").default_value = 0.0
+        self.shown(node.inputs, "Max").default_value = 1.0
+        return self.shown(node.outputs, "Value")
+
+    def combined(self, x, y, z):
+        return self.node("ShaderNodeCombineXYZ", {0: x, 1: y, 2: z}).outputs[0]
+
+    def viewport_thinned(self, points, every):
+        """Drop the points whose index is not a multiple of `every`, in the viewport only."""
+        index = self.node("GeometryNodeInputIndex").outputs[0]
+        skipped = self.node(
+            "FunctionNodeCompare",
+            {0: self.math("FLOORED_MODULO", index, every), 1: 0.0},
+            data_type="FLOAT",
+            operation="NOT_EQUAL",
+        ).outputs[0]
+        drop = self.node(
+            "FunctionNodeBooleanMath",
+            {0: skipped, 1: self.node("GeometryNodeIsViewport").outputs[0]},
+            operation="AND",
+        ).outputs[0]
+        return self.node(
+            "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": drop}, domain="POINT"
+        ).outputs[0]
+
+    def screen_blur(self, camera_info, pixel_angle):
+        """(gsplat's screen blur as a world variance at each point, the point's distance to
+        the scene camera): 0.3 (distance * pixel angle)^2."""
+        position = self.node("GeometryNodeInputPosition").outputs[0]
+        distance = self.node(
+            "ShaderNodeVectorMath",
+            {0: position, 1: camera_info.outputs["Location"]},
+            operation="DISTANCE",
+        ).outputs["Value"]
+        footprint = self.math("MULTIPLY", distance, pixel_angle)
+        blur = self.math("MULTIPLY", self.math("MULTIPLY", footprint, footprint), SCREEN_BLUR_PX2)
+        return blur, distance
+
+    def scene_camera(self):
+        """Object Info of the scene's active camera, relative to the modified object."""
+        camera = self.node("GeometryNodeInputActiveCamera").outputs[0]
+        return self.node("GeometryNodeObjectInfo", {"Object": camera}, transform_space="RELATIVE")
+
+    def store(self, geometry, name: str, value, data_type: str, domain: str = "POINT"):
         inputs = {"Geometry": geometry, "Name": name, "Value": value}
         node = self.node(
-            "GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain="POINT"
+            "GeometryNodeStoreNamedAttribute", inputs, data_type=data_type, domain=domain
         )
         return node.outputs[0]
+
+
+def add_interface(group: bpy.types.NodeTree, inputs: dict) -> None:
+    """A geometry in and out, and the named inputs (INPUTS' layout)."""
+    interface = group.interface
+    interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    for name, (kind, default, low, high, tip) in inputs.items():
+        socket = interface.new_socket(name, in_out="INPUT", socket_type=kind)
+        socket.default_value, socket.description = default, tip
+        if low is not None:
+            socket.min_value, socket.max_value = low, high
+    interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
 
 
 def display_group() -> bpy.types.NodeTree:
     group = current_group(GROUP_NAME, "GeometryNodeTree")
     if group.nodes:
         return group
-    interface = group.interface
-    interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
-    for name, (kind, default, low, high, tip) in INPUTS.items():
-        socket = interface.new_socket(name, in_out="INPUT", socket_type=kind)
-        socket.default_value, socket.description = default, tip
-        if low is not None:
-            socket.min_value, socket.max_value = low, high
-    interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    add_interface(group, INPUTS)
     b = GeometryBuilder(group)
     given = b.node("NodeGroupInput")
     parts = b.node("GeometryNodeSeparateComponents", {0: given.outputs["Geometry"]})
@@ -121,34 +180,12 @@ def display_group() -> bpy.types.NodeTree:
     b.links.new(from_mesh.outputs["Points"], join.inputs[0])
     points = join.outputs[0]
 
-    # Viewport density: drop the points whose index is not a multiple of k, in the viewport.
-    index = b.node("GeometryNodeInputIndex").outputs[0]
-    skipped = b.node(
-        "FunctionNodeCompare",
-        {0: b.math("FLOORED_MODULO", index, given.outputs["Viewport Every"]), 1: 0.0},
-        data_type="FLOAT",
-        operation="NOT_EQUAL",
-    ).outputs[0]
-    drop = b.node(
-        "FunctionNodeBooleanMath",
-        {0: skipped, 1: b.node("GeometryNodeIsViewport").outputs[0]},
-        operation="AND",
-    ).outputs[0]
-    points = b.node(
-        "GeometryNodeDeleteGeometry", {"Geometry": points, "Selection": drop}, domain="POINT"
-    ).outputs[0]
+    points = b.viewport_thinned(points, given.outputs["Viewport Every"])
 
     # Screen blur and radius from the distance to the scene camera (in the splat's space).
-    camera = b.node("GeometryNodeInputActiveCamera").outputs[0]
-    camera_info = b.node("GeometryNodeObjectInfo", {"Object": camera}, transform_space="RELATIVE")
+    camera_info = b.scene_camera()
     position = b.node("GeometryNodeInputPosition").outputs[0]
-    distance = b.node(
-        "ShaderNodeVectorMath",
-        {0: position, 1: camera_info.outputs["Location"]},
-        operation="DISTANCE",
-    ).outputs["Value"]
-    footprint = b.math("MULTIPLY", distance, given.outputs["Pixel Angle"])
-    blur = b.math("MULTIPLY", b.math("MULTIPLY", footprint, footprint), SCREEN_BLUR_PX2)
+    blur, distance = b.screen_blur(camera_info, given.outputs["Pixel Angle"])
     points = b.store(points, BLUR_ATTRIBUTE, blur, "FLOAT")
     variance = b.attribute(VARIANCE_ATTRIBUTE, "FLOAT_VECTOR")
     axes = b.node("ShaderNodeSeparateXYZ", {0: variance})
@@ -251,15 +288,30 @@ def display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier | None:
     return modifier if modifier is not None and modifier.type == "NODES" else None
 
 
-def add_display_modifier(obj: bpy.types.Object) -> bpy.types.Modifier:
+def add_display_modifier(
+    obj: bpy.types.Object, group: bpy.types.NodeTree | None = None
+) -> bpy.types.Modifier:
+    """The display modifier with `group` (the add-on's display unless given), its pixel angle
+    driven from the scene camera."""
     modifier = display_modifier(obj) or obj.modifiers.new(MODIFIER_NAME, "NODES")
-    modifier.node_group = display_group()
+    modifier.node_group = group or display_group()
     _drive_pixel_angle(obj, modifier)
     return modifier
 
 
+def has_input(obj: bpy.types.Object, name: str) -> bool:
+    modifier = display_modifier(obj)
+    if modifier is None or modifier.node_group is None:
+        return False
+    try:
+        input_identifier(modifier, name)
+    except KeyError:
+        return False
+    return True
+
+
 def _drive_pixel_angle(obj: bpy.types.Object, modifier: bpy.types.Modifier) -> None:
-    path = f'modifiers["{modifier.name}"]["{input_identifier(modifier, "Pixel Angle")}"]'
+    path = compat.modifier_input_path(modifier, input_identifier(modifier, "Pixel Angle"))
     obj.driver_remove(path)
     driver = obj.driver_add(path).driver
     driver.type = "SCRIPTED"
@@ -272,15 +324,22 @@ def _drive_pixel_angle(obj: bpy.types.Object, modifier: bpy.types.Modifier) -> N
     driver.expression = PIXEL_ANGLE_EXPRESSION
 
 
+def modifier_value(modifier: bpy.types.Modifier, name: str):
+    """The value of the group input `name` on a nodes modifier."""
+    return compat.get_modifier_input(modifier, input_identifier(modifier, name))
+
+
+def set_modifier_value(modifier: bpy.types.Modifier, name: str, value) -> None:
+    compat.set_modifier_input(modifier, input_identifier(modifier, name), value)
+
+
 def set_input(obj: bpy.types.Object, name: str, value) -> None:
-    modifier = display_modifier(obj)
-    modifier[input_identifier(modifier, name)] = value
+    set_modifier_value(display_modifier(obj), name, value)
     obj.update_tag()
 
 
 def get_input(obj: bpy.types.Object, name: str):
-    modifier = display_modifier(obj)
-    return modifier[input_identifier(modifier, name)]
+    return modifier_value(display_modifier(obj), name)
 
 
 def pixel_angle(scene: bpy.types.Scene) -> float:

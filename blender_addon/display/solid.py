@@ -31,14 +31,14 @@ import bpy
 import numpy as np
 
 from .attributes import (
-    AXIS_ATTRIBUTES,
     COLOR_ATTRIBUTE,
     SRGB_ATTRIBUTE,
     VARIANCE_ATTRIBUTE,
     srgb_to_linear,
 )
 from .material import BLUR_ATTRIBUTE, current_group
-from .modifier import GeometryBuilder, display_modifier, input_identifier
+from .modifier import GeometryBuilder, display_modifier, modifier_value, set_modifier_value
+from .native import is_native_splat
 
 GROUP_NAME = "VideoScene Solid Colours"
 MODIFIER_NAME = "VideoScene Solid"
@@ -56,9 +56,8 @@ PALETTE_LEVELS = 7
 # (random colours / a colour field): 1/4 18.3 / 21.1 dB, 1/2 x1.7 17.2 / 19.5, 1/2 14.7 / 14.1,
 # 1/5 18.2 / 21.9, 1/3 18.0 / 19.7 dB.
 SHOWN_ALPHA = 0.25
-CENTRE_ATTRIBUTE = "solid_centre"
+ROTATION_ATTRIBUTE = "rotation"  # the splat's unit quaternion (importers/splat.py)
 PALETTE_ATTRIBUTE = "solid_palette"
-SPAN_ATTRIBUTES = ("solid_span_x", "solid_span_y", "solid_span_z")
 OCTAHEDRON_VERTICES = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)]
 OCTAHEDRON_FACES = [
     (x, y, z) if (x + y + z) % 2 else (x, z, y) for x in (0, 1) for y in (2, 3) for z in (4, 5)
@@ -109,12 +108,8 @@ def solid_group() -> bpy.types.NodeTree:
     )
     variance = b.node("ShaderNodeSeparateXYZ", {0: b.attribute(VARIANCE_ATTRIBUTE, "FLOAT_VECTOR")})
     blur = b.attribute(BLUR_ATTRIBUTE, "FLOAT")
-    spans = []
-    for index, axis_name in enumerate(AXIS_ATTRIBUTES):
-        sigma = b.math("SQRT", b.math("ADD", variance.outputs[index], blur))
-        spans.append(
-            b.scaled(b.attribute(axis_name, "FLOAT_VECTOR"), b.math("MULTIPLY", sigma, reach))
-        )
+    sigmas = [b.math("SQRT", b.math("ADD", variance.outputs[i], blur)) for i in range(3)]
+    spans = b.combined(*(b.math("MULTIPLY", sigma, reach) for sigma in sigmas))
 
     # Palette index from the sRGB colour, PALETTE_LEVELS levels a channel, dithered: the level
     # under value * (levels - 1) plus a random number in [0, 1) per Gaussian and channel.
@@ -122,9 +117,7 @@ def solid_group() -> bpy.types.NodeTree:
     palette = None
     for channel in range(3):
         scaled = b.math("MULTIPLY", srgb.outputs[channel], PALETTE_LEVELS - 1)
-        noise = b.node(
-            "FunctionNodeRandomValue", {2: 0.0, 3: 1.0, "Seed": channel}, data_type="FLOAT"
-        ).outputs[1]
+        noise = b.random_float(seed=channel)
         level = b.math("FLOOR", b.math("ADD", scaled, noise))
         level = b.math("MINIMUM", b.math("MAXIMUM", level, 0.0), PALETTE_LEVELS - 1)
         term = b.math("MULTIPLY", level, float(PALETTE_LEVELS**channel))
@@ -153,34 +146,29 @@ def solid_group() -> bpy.types.NodeTree:
         "GeometryNodeSetPosition",
         {"Geometry": fresh, "Position": sampled(position, "FLOAT_VECTOR")},
     ).outputs[0]
-    fresh = b.store(
-        fresh, CENTRE_ATTRIBUTE, b.node("GeometryNodeInputPosition").outputs[0], "FLOAT_VECTOR"
-    )
-    fresh = b.store(fresh, PALETTE_ATTRIBUTE, sampled(palette, "FLOAT"), "FLOAT")
-    for name, span in zip(SPAN_ATTRIBUTES, spans, strict=True):
-        fresh = b.store(fresh, name, sampled(span, "FLOAT_VECTOR"), "FLOAT_VECTOR")
 
-    # The companion's own mesh, a unit octahedron holding the palette, on each point,
-    # realised (Workbench draws the evaluated mesh's materials: the palette, in order), its
-    # vertices then moved along the Gaussian's spans.
+    # The companion's own mesh, a unit octahedron holding the palette, on each point, turned
+    # by the Gaussian's rotation and scaled by its spans (so its vertices lie along the
+    # Gaussian's axes), then realised (Workbench draws the evaluated mesh's materials: the
+    # palette, in order). The palette index, stored on the instances, is all that realising
+    # carries onto the vertices; it then sets each face's material.
     octahedron = given.outputs["Geometry"]
     instances = b.node(
-        "GeometryNodeInstanceOnPoints", {"Points": fresh, "Instance": octahedron}
+        "GeometryNodeInstanceOnPoints",
+        {
+            "Points": fresh,
+            "Instance": octahedron,
+            "Rotation": sampled(b.attribute(ROTATION_ATTRIBUTE, "QUATERNION"), "QUATERNION"),
+            "Scale": sampled(spans, "FLOAT_VECTOR"),
+        },
     ).outputs[0]
-    mesh = b.node("GeometryNodeRealizeInstances", {"Geometry": instances}).outputs[0]
-    centre = b.attribute(CENTRE_ATTRIBUTE, "FLOAT_VECTOR")
-    unit = b.node(
-        "ShaderNodeSeparateXYZ",
-        {0: b.vector("SUBTRACT", b.node("GeometryNodeInputPosition").outputs[0], centre)},
+    instances = b.store(
+        instances, PALETTE_ATTRIBUTE, sampled(palette, "INT"), "INT", domain="INSTANCE"
     )
-    moved = centre
-    for index, name in enumerate(SPAN_ATTRIBUTES):
-        offset = b.scaled(b.attribute(name, "FLOAT_VECTOR"), unit.outputs[index])
-        moved = b.vector("ADD", moved, offset)
-    mesh = b.node("GeometryNodeSetPosition", {"Geometry": mesh, "Position": moved}).outputs[0]
+    mesh = b.node("GeometryNodeRealizeInstances", {"Geometry": instances}).outputs[0]
     mesh = b.node(
         "GeometryNodeSetMaterialIndex",
-        {"Geometry": mesh, "Material Index": b.attribute(PALETTE_ATTRIBUTE, "FLOAT")},
+        {"Geometry": mesh, "Material Index": b.attribute(PALETTE_ATTRIBUTE, "INT")},
     ).outputs[0]
     b.links.new(mesh, b.node("NodeGroupOutput").inputs[0])
     return group
@@ -225,7 +213,7 @@ def companion(splat: bpy.types.Object) -> bpy.types.Object | None:
     for child in splat.children:
         modifier = child.modifiers.get(MODIFIER_NAME)
         shows = modifier is not None and modifier.type == "NODES" and modifier.node_group
-        if shows and modifier[input_identifier(modifier, "Splat")] == splat:
+        if shows and modifier_value(modifier, "Splat") == splat:
             return child
     return None
 
@@ -248,7 +236,7 @@ def add_solid_companion(splat: bpy.types.Object) -> bpy.types.Object:
         setattr(obj, f"visible_{ray}", False)
     modifier = obj.modifiers.get(MODIFIER_NAME) or obj.modifiers.new(MODIFIER_NAME, "NODES")
     modifier.node_group = solid_group()
-    modifier[input_identifier(modifier, "Splat")] = splat
+    set_modifier_value(modifier, "Splat", splat)
     return obj
 
 
@@ -263,7 +251,7 @@ def _shown_splat(obj: bpy.types.Object) -> tuple[bool, bpy.types.Object | None]:
     modifier = obj.modifiers.get(MODIFIER_NAME)
     if modifier is None or modifier.type != "NODES" or modifier.node_group is None:
         return False, None
-    return True, modifier[input_identifier(modifier, "Splat")]
+    return True, modifier_value(modifier, "Splat")
 
 
 def keep_companions(scene: bpy.types.Scene) -> int:
@@ -282,7 +270,11 @@ def keep_companions(scene: bpy.types.Scene) -> int:
                 changed += 1
             else:
                 _follow_visibility(obj, splat)
-        elif display_modifier(obj) is not None and companion(obj) is None:
+        elif (
+            display_modifier(obj) is not None
+            and not is_native_splat(obj)  # Solid mode draws Blender's own splats in colour
+            and companion(obj) is None
+        ):
             _follow_visibility(add_solid_companion(obj), obj)
             changed += 1
     return changed

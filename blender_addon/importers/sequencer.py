@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
-from ..compat import sequence_editor_strips
+from ..compat import sequence_editor_strips, strip_span
 from .png import write_png
 
 
@@ -41,7 +41,8 @@ def free_channel_pair(scene: bpy.types.Scene, frame_start: int, frame_end: int) 
     """The lowest channel c >= 2 such that channels c and c - 1 are free over the range."""
     busy: set[int] = set()
     for strip in sequence_editor_strips(scene):
-        if strip.frame_final_start <= frame_end and strip.frame_final_end > frame_start:
+        first, after = strip_span(strip)
+        if first <= frame_end and after > frame_start:
             busy.add(strip.channel)
     channel = 2
     while channel in busy or channel - 1 in busy:

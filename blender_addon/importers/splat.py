@@ -8,9 +8,12 @@ million Gaussians import in well under a second. Every point carries, as POINT a
   "gs_variance";
 - the 3DGS parameters, exactly as a PLY file had them (else derived from the linear values):
   "f_dc", "f_rest_0".. (when present), "opacity_logit", "log_scale", "rot".
-The point cloud is made by compat.make_point_cloud (a real point cloud on Blender 4.5+, a mesh
-before, made points by the display modifier), so attributes are read from `obj.data.attributes`;
-display.show_gaussians gives it the Gaussian material and the display modifier.
+The point cloud is made by compat.make_point_cloud from a mesh, and display.show_gaussians gives
+it the Gaussian material and the display modifier.
+
+Where Blender draws Gaussian splats itself (5.3+, compat.native_gaussian_splats), the splat is
+instead a GAUSSIAN_SPLAT point cloud with exactly the attributes Blender's own PLY import writes
+(display/native.py), and Blender draws it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ import numpy as np
 from .. import compat, display
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
 from ..display.attributes import display_attributes, point_radius
+from ..display.native import show_native
+from .native import (
+    NATIVE_ATTRIBUTES,
+    gs_from_native,
+    native_point_cloud,
+    read_native,
+)
 from .ply import F_REST, gs_parameters
 from .rollback import removed_on_error
 
@@ -43,6 +53,7 @@ GS_ATTRIBUTES = {
     "log_scale": ("FLOAT_VECTOR", "vector", 3),
     "rot": ("QUATERNION", "value", 4),
 }
+NATIVE_SPLAT_ATTRIBUTES = set(NATIVE_ATTRIBUTES)
 NOT_A_SPLAT_HINT = "Select a splat made by Build Scene or File > Import > Gaussian Splat (.ply)."
 
 
@@ -137,19 +148,27 @@ def import_splat(
     parent: bpy.types.Object | None,
     collection: bpy.types.Collection,
     name: str = "VideoScene Splat",
-    convert: bool | None = None,
+    native: bool | None = None,
 ) -> bpy.types.Object:
     """Create the point-cloud object (positions in the splat frame) parented under `parent`.
-    `convert` picks the point-cloud path (None: the best this Blender has; see compat). On
-    failure nothing it made is left behind."""
+    `native`: Blender's own Gaussian splat rather than the add-on's display (None: native
+    where this Blender has it). On failure nothing it made is left behind."""
+    if native is None:
+        native = compat.native_gaussian_splats()
     with removed_on_error():
-        mesh = splat_mesh(name, arrays)
-        obj = bpy.data.objects.new(name, mesh)
+        if native:
+            validate_splat_arrays(arrays)
+            data = native_point_cloud(name, arrays["means"], gs_parameters(arrays))
+        else:
+            data = splat_mesh(name, arrays)
+        obj = bpy.data.objects.new(name, data)
         collection.objects.link(obj)
         if parent is not None:
             obj.parent = parent
         try:
-            compat.make_point_cloud(context, obj, convert=convert)
+            if native:
+                return show_native(obj)
+            compat.make_point_cloud(context, obj)
             return display.show_gaussians(obj)
         except Exception as exc:
             raise VideoSceneError(
@@ -179,6 +198,8 @@ def splat_columns(obj: bpy.types.Object) -> tuple[np.ndarray, dict[str, np.ndarr
         )
     count = len(attributes["position"].data)
     means = _read(attributes, "position", "vector", 3, count)
+    if set(attributes.keys()) >= NATIVE_SPLAT_ATTRIBUTES:  # Blender's own splat (5.3+)
+        return _checked(obj, means, gs_from_native(read_native(attributes, count)))
     gs: dict[str, np.ndarray] = {}
     for attribute, (_kind, key, width) in GS_ATTRIBUTES.items():
         if attribute in attributes and attributes[attribute].domain == "POINT":
@@ -208,7 +229,13 @@ def splat_columns(obj: bpy.types.Object) -> tuple[np.ndarray, dict[str, np.ndarr
             derived[target] = _read(attributes, attribute, foreach_key, width, count)
     if derived:
         gs = gs_parameters({**derived, **gs})
-    if count == 0:
+    return _checked(obj, means, gs)
+
+
+def _checked(
+    obj: bpy.types.Object, means: np.ndarray, gs: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if len(means) == 0:
         raise VideoSceneError(
             ErrorCode.BAD_PARAMS, f"{obj.name!r} has no points.", NOT_A_SPLAT_HINT
         )

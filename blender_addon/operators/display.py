@@ -27,7 +27,8 @@ class VIDEOSCENE_OT_splat_order(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _splat(context) is not None
+        splat = _splat(context)
+        return splat is not None and not display.is_native_splat(splat)
 
     def execute(self, context):
         display.set_sorted(_splat(context), self.sorted_order)

@@ -69,16 +69,39 @@ def draw_main(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
 
 def draw_splat_display(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     """The active splat's display: order, viewport density, colours (display/)."""
-    from .. import display
+    from .. import compat, display
     from ..display.modifier import display_modifier, input_identifier
 
     obj = context.active_object
     modifier = display_modifier(obj) if obj is not None else None
     if modifier is None:
         return
+    native = display.is_native_splat(obj)
     box = layout.box()
     box.label(text=f"Splat Display: {obj.name}", icon="POINTCLOUD_DATA")
-    sorted_order = display.is_sorted(obj)
+    if native:
+        box.label(text="Drawn by Blender as a Gaussian splat", icon="CHECKMARK")
+    else:
+        _draw_order(box, context, display.is_sorted(obj))
+    owner, path = compat.modifier_input_owner(
+        modifier, input_identifier(modifier, "Viewport Every")
+    )
+    box.prop(owner, path, text="Viewport: Every k-th")
+    if display.colours_match_backend(context.scene, native):
+        box.label(text="Colours: as the backend blends them (Raw view)", icon="CHECKMARK")
+        box.operator("videoscene.splat_colours", text="Use Standard View").match = False
+    else:
+        view = context.scene.view_settings.view_transform
+        box.label(text=f"Colours: {view} view, linear blending", icon="INFO")
+        box.operator("videoscene.splat_colours", text="Match the Backend (Raw View)").match = True
+    if not native and not display.dithered_converges(context.scene):
+        box.label(
+            text=f"Dithered needs {display.DITHERED_SAMPLES} samples to converge", icon="INFO"
+        )
+    box.operator("videoscene.splat_render_settings", icon="RENDER_STILL")
+
+
+def _draw_order(box: bpy.types.UILayout, context: bpy.types.Context, sorted_order: bool) -> None:
     samples = context.scene.eevee.taa_samples
     box.label(
         text="Order: Sorted for the scene camera (blended, exact from it)"
@@ -91,21 +114,6 @@ def draw_splat_display(layout: bpy.types.UILayout, context: bpy.types.Context) -
         "videoscene.splat_order", text="Dithered", depress=not sorted_order
     ).sorted_order = False
     row.operator("videoscene.splat_order", text="Sorted", depress=sorted_order).sorted_order = True
-    box.prop(
-        modifier, f'["{input_identifier(modifier, "Viewport Every")}"]', text="Viewport: Every k-th"
-    )
-    if display.colours_match_backend(context.scene):
-        box.label(text="Colours: as the backend blends them (Raw view)", icon="CHECKMARK")
-        box.operator("videoscene.splat_colours", text="Use Standard View").match = False
-    else:
-        view = context.scene.view_settings.view_transform
-        box.label(text=f"Colours: {view} view, linear blending", icon="INFO")
-        box.operator("videoscene.splat_colours", text="Match the Backend (Raw View)").match = True
-    if not display.dithered_converges(context.scene):
-        box.label(
-            text=f"Dithered needs {display.DITHERED_SAMPLES} samples to converge", icon="INFO"
-        )
-    box.operator("videoscene.splat_render_settings", icon="RENDER_STILL")
 
 
 def draw_advanced(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:

@@ -1,6 +1,7 @@
 """Fixtures for the add-on tests (bpy module; run as `.venv/bin/pytest tests/addon`).
 
-The add-on is built into a zip with build_addon.py (current platform, Blender 4.2-5.0 build),
+The add-on is built into a zip with build_addon.py (current platform, the build this Blender's
+Python installs: py311 for 4.5-5.0, abi3 for 5.1+),
 installed into a temporary extensions repository and enabled, once per session. Each test starts
 from a fresh home file.
 """
@@ -8,6 +9,7 @@ from a fresh home file.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,12 +30,14 @@ ADDON_MODULE = f"bl_ext.{REPO_MODULE}.videoscene"
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Say which Blender this run tested (dev.sh runs the suite under two)."""
+    """Say which Blender this run tested (dev.sh runs the suite under each of
+    tools/blender_matrix.txt)."""
     terminalreporter.write_line(f"add-on tests ran under bpy {bpy.app.version_string}")
 
 
 # The backend runs in its own environment: the one beside this Python, or the one named by
-# VIDEOSCENE_TEST_BACKEND (dev.sh sets it for the Blender 4.2 suite, whose venv has bpy only).
+# VIDEOSCENE_TEST_BACKEND (dev.sh sets it for the other Blenders' suites, whose venvs have bpy
+# only).
 BACKEND = Path(
     os.environ.get("VIDEOSCENE_TEST_BACKEND")
     or Path(sys.executable).with_name("videoscene-backend")
@@ -43,15 +47,25 @@ BACKEND = Path(
 def _build_zip(output_dir: Path) -> Path:
     """Built as a user builds it: by the Python of the venv that holds the backend (when it is
     there), so the zip records that venv's videoscene-backend (test_find_backend.py)."""
-    wheels = ROOT / "blender_addon" / "wheels" / "py311"
-    offline = ["--offline"] if wheels.is_dir() and any(wheels.glob("pyzmq-*.whl")) else []
     backend_python = BACKEND.with_name("python" + Path(sys.executable).suffix)
     python = backend_python if backend_python.exists() else Path(sys.executable)
     command = [str(python), str(ROOT / "build_addon.py"), "--platform", "current"]
-    command += ["--variant", "py311", "--output-dir", str(output_dir), *offline]
+    variant = _build_addon().variant_for_python(sys.version_info[:2])
+    wheels = ROOT / "blender_addon" / "wheels" / variant.name
+    offline = ["--offline"] if wheels.is_dir() and any(wheels.glob("pyzmq-*.whl")) else []
+    command += ["--variant", variant.name, "--output-dir", str(output_dir), *offline]
     subprocess.run(command, check=True, capture_output=True, timeout=240)
-    (archive,) = output_dir.glob("videoscene-blender4.2-5.0-*.zip")
+    (archive,) = output_dir.glob(f"videoscene-{variant.label}-*.zip")
     return archive
+
+
+def _build_addon() -> ModuleType:
+    """build_addon.py as a module (its variants say which zip a Python installs)."""
+    spec = importlib.util.spec_from_file_location("build_addon", ROOT / "build_addon.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("build_addon", module)
+    spec.loader.exec_module(module)
+    return module
 
 
 # The add-on vendors these protocol modules; without them it cannot load.
@@ -127,24 +141,32 @@ def keyframed_camera(
     return camera
 
 
-@pytest.fixture(params=["convert", "modifier"])
-def point_cloud_path(request: pytest.FixtureRequest, addon, monkeypatch) -> str:
-    """Both ways the add-on makes a point cloud: `convert` (Blender 4.5+, skipped before) and
-    `modifier` (the Mesh to Points fallback of Blender 4.2-4.4, forced on newer versions)."""
-    compat = submodule("compat")
-    if request.param == "convert" and not compat.can_convert_to_point_cloud():
-        pytest.skip(f"Blender {bpy.app.version_string} cannot convert meshes to point clouds")
-    if request.param == "modifier":
-        monkeypatch.setattr(compat, "can_convert_to_point_cloud", lambda: False)
-    return request.param
+def native_splats() -> bool:
+    """True where the add-on makes Blender's own Gaussian splats (5.3+)."""
+    return submodule("compat").native_gaussian_splats()
+
+
+# The same feature check as compat.native_gaussian_splats, readable before the add-on is
+# installed (for skip marks); test_native.py checks that the two agree.
+BLENDER_HAS_NATIVE_SPLATS = (
+    "GAUSSIAN_SPLAT"
+    in getattr(bpy.types.PointCloud.bl_rna.properties.get("type"), "enum_items", {}).keys()
+)
+# Tests of the add-on's own display (material, sort, Solid companion): what Blender before 5.3
+# shows. From 5.3 Blender draws the splat itself (test_native.py).
+addon_display_only = pytest.mark.skipif(
+    BLENDER_HAS_NATIVE_SPLATS, reason="Blender draws Gaussian splats itself here (5.3+)"
+)
 
 
 def splat_objects() -> list[bpy.types.Object]:
-    """Objects holding splat points (a point cloud, or a mesh with the Mesh to Points modifier)."""
+    """Objects holding splat points: the add-on's display (its "opacity") or Blender's own
+    Gaussian splat (its "radiance:base")."""
     return [
         obj
         for obj in bpy.data.objects
-        if obj.type in {"POINTCLOUD", "MESH"} and "opacity" in obj.data.attributes
+        if obj.type in {"POINTCLOUD", "MESH"}
+        and {"opacity", "radiance:base"} & set(obj.data.attributes.keys())
     ]
 
 

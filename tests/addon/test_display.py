@@ -1,4 +1,5 @@
-"""The splat as Blender shows it against the backend's render of the same splat and camera.
+"""The add-on's own splat display (Blender before 5.3) against the backend's render of the same
+splat and camera (Blender's own splats, 5.3+: test_native.py).
 
 A few thousand random Gaussians in front of a camera, rendered headless through the add-on's
 display (EEVEE through EGL/Mesa software GL, Cycles on the CPU, Workbench) and by the backend's
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from mathutils import Matrix
 
-from .conftest import evaluated_point_cloud, submodule
+from .conftest import addon_display_only, evaluated_point_cloud, submodule
 
 BACKEND = Path(
     os.environ.get("VIDEOSCENE_TEST_BACKEND")
@@ -30,9 +31,12 @@ REFERENCE_SCRIPT = Path(__file__).with_name("backend_reference.py")
 WIDTH, HEIGHT = 64, 48
 LENS_MM, SENSOR_MM = 35.0, 36.0
 
-pytestmark = pytest.mark.skipif(
-    not BACKEND_PYTHON.exists(), reason="the backend's Python (with torch) is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not BACKEND_PYTHON.exists(), reason="the backend's Python (with torch) is not installed"
+    ),
+    addon_display_only,
+]
 
 
 def splat_in_view(count: int = 3000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -84,23 +88,29 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, np.ndarra
 
 @pytest.fixture(scope="module")
 def coherent_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, np.ndarray]:
-    """The same Gaussians coloured as a scene is, by where they are (a smooth colour field
-    rather than an independent random colour each), and the backend's render of them."""
+    """coherent_splat() and the backend's render of it."""
+    arrays = coherent_splat()
+    return arrays, backend_render(tmp_path_factory.mktemp("coherent_reference"), arrays)
+
+
+def coherent_splat() -> dict[str, np.ndarray]:
+    """The test Gaussians coloured as a scene is, by where they are (a smooth colour field
+    rather than an independent random colour each)."""
     arrays = splat_in_view()
     x, y, z = arrays["means"].T
     field = np.stack([np.sin(3.0 * x + z), np.cos(2.5 * y - x), np.sin(2.0 * (x + y) + 2.0 * z)])
     arrays["colors"] = (0.5 + 0.45 * field.T).astype(np.float32)
-    return arrays, backend_render(tmp_path_factory.mktemp("coherent_reference"), arrays)
+    return arrays
 
 
-def display_scene(addon, arrays: dict, convert: bool | None = None) -> bpy.types.Object:
+def display_scene(addon, arrays: dict, native: bool | None = None) -> bpy.types.Object:
     """The splat imported by the add-on, its camera as the backend's, nothing else in view."""
     cameras = submodule("_vendor.videoscene_protocol.cameras")
     splat = submodule("importers.splat")
     scene = bpy.context.scene
     for obj in list(scene.objects):
         bpy.data.objects.remove(obj)
-    obj = splat.import_splat(bpy.context, arrays, None, scene.collection, convert=convert)
+    obj = splat.import_splat(bpy.context, arrays, None, scene.collection, native=native)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     camera.matrix_world = Matrix(cameras.opencv_to_blender_c2w(np.eye(4)).tolist())
@@ -157,11 +167,9 @@ def test_colours_match_backend_is_the_users_choice(addon, reference):
     assert scene.view_settings.view_transform == "Standard"
 
 
-def test_cycles_matches_backend_on_both_point_cloud_paths(
-    addon, reference, point_cloud_path, tmp_path
-):
+def test_cycles_matches_backend(addon, reference, tmp_path):
     arrays, expected = reference
-    obj = display_scene(addon, arrays, convert=point_cloud_path == "convert")
+    obj = display_scene(addon, arrays)
     display = submodule("display")
     display.set_colours_match_backend(bpy.context.scene, True)
     use_cycles(samples=1)
@@ -216,12 +224,12 @@ def test_eevee_dithered_matches_backend_at_the_shipped_samples(addon, reference,
     assert scene.eevee.taa_render_samples == 256
 
 
-def test_display_modifier_sorts_thins_and_picks_the_material(addon, point_cloud_path):
+def test_display_modifier_sorts_thins_and_picks_the_material(addon):
     """On both point-cloud paths: the Gaussian attributes reach the evaluated points, Sorted
     orders them far to near from the scene camera with the blended material, and the viewport
     density keeps every k-th point (the viewport depsgraph is what this evaluates)."""
     arrays = splat_in_view(count=1000, seed=1)
-    obj = display_scene(addon, arrays, convert=point_cloud_path == "convert")
+    obj = display_scene(addon, arrays)
     display = submodule("display")
     material = submodule("display.material")
     shown = evaluated_point_cloud(obj)
@@ -313,20 +321,18 @@ def use_workbench() -> None:
 
 
 @pytest.mark.parametrize("which", ["random", "coherent"])
-def test_solid_mode_shows_the_colours(
-    addon, reference, coherent_reference, which, point_cloud_path, tmp_path
-):
+def test_solid_mode_shows_the_colours(addon, reference, coherent_reference, which, tmp_path):
     """Workbench shows each Gaussian's colour (through the splat's Solid companion), not grey
     and not one mean colour."""
     arrays, expected = reference if which == "random" else coherent_reference
-    display_scene(addon, arrays, convert=point_cloud_path == "convert")
+    display_scene(addon, arrays)
     use_workbench()
     image = rendered(tmp_path)
     if os.environ.get("VIDEOSCENE_SAVE_RENDERS"):
         folder = Path(os.environ["VIDEOSCENE_SAVE_RENDERS"])
-        np.save(folder / f"solid_{which}_{point_cloud_path}_{bpy.app.version_string}.npy", image)
+        np.save(folder / f"solid_{which}_{bpy.app.version_string}.npy", image)
         np.save(folder / f"solid_{which}_reference.npy", expected)
-    print("solid PSNR", which, point_cloud_path, bpy.app.version_string, psnr(image, expected))
+    print("solid PSNR", which, bpy.app.version_string, psnr(image, expected))
     mean = np.broadcast_to(expected.reshape(-1, 3).mean(axis=0), expected.shape)
     # Issue #20 asks 18 dB. Workbench draws opaque faces, one colour a face, where the backend
     # blends: octahedra out to alpha 1/4, 7 dithered palette levels, measured 18.3 dB (random

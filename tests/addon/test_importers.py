@@ -12,6 +12,7 @@ import pytest
 
 from .conftest import (
     ADDON_MODULE,
+    addon_display_only,
     evaluated_point_cloud,
     keyframed_camera,
     random_splat,
@@ -24,7 +25,8 @@ cameras = pytest.importorskip(
 )
 
 
-def test_import_splat_shows_points_with_attributes_and_material(addon, point_cloud_path):
+@addon_display_only
+def test_import_splat_shows_points_with_attributes_and_material(addon):
     splat = submodule("importers.splat")
     arrays = random_splat(5000)
     arrays["colors"][0] = (-0.5, 0.25, 1.5)  # out of the displayable range: clipped for display
@@ -32,7 +34,7 @@ def test_import_splat_shows_points_with_attributes_and_material(addon, point_clo
     bpy.context.scene.collection.objects.link(parent)
     obj = splat.import_splat(bpy.context, arrays, parent, bpy.context.scene.collection)
     assert obj.parent is parent
-    assert obj.type == ("POINTCLOUD" if point_cloud_path == "convert" else "MESH")
+    assert obj.type == "POINTCLOUD"
     assert [m.name for m in obj.data.materials] == ["VideoScene Splat"]
     shown = evaluated_point_cloud(obj)
     assert shown["count"] == 5000 and shown["materials"] == ["VideoScene Splat"]
@@ -158,12 +160,12 @@ def test_sequencer_strips_grow_one_image_per_scene_frame(addon, tmp_path):
     channel = sequencer.free_channel_pair(scene, 1, 20)
     # Two windows arrive: the strip is created with the first and extended by the second.
     strip = sequencer.extend_image_strip(scene, "VS refined", files[:9], [1] * 9, 1, channel)
-    assert strip.frame_final_end == 10
+    assert submodule("compat").strip_span(strip)[1] == 10
     strip = sequencer.extend_image_strip(scene, "VS refined", files[9:], [1] * 11, 1, channel)
     coarse = sequencer.extend_image_strip(
         scene, "VS coarse", files, [1] * 20, 1, channel - 1, mute=True
     )
-    assert strip.frame_final_start == 1 and strip.frame_final_end == 21
+    assert submodule("compat").strip_span(strip) == (1, 21)
     assert [e.filename for e in strip.elements] == [f.name for f in files]  # 1:1, no repeats
     assert coarse.mute and not strip.mute and coarse.channel == strip.channel - 1
     assert len(list(compat.sequence_editor_strips(scene))) == 2
@@ -186,17 +188,19 @@ def test_sequencer_holds_each_image_over_a_frame_step(addon, tmp_path):
     sequencer = submodule("importers.sequencer")
     files = sequencer.write_pngs(np.zeros((4, 8, 12, 3), dtype=np.uint8), tmp_path)
     strip = sequencer.extend_image_strip(bpy.context.scene, "VS", files, [3, 3, 3, 1], 1, 2)
-    assert strip.frame_final_end == 11 and len(strip.elements) == 10
+    assert submodule("compat").strip_span(strip)[1] == 11 and len(strip.elements) == 10
     assert [e.filename for e in strip.elements][:4] == [files[0].name] * 3 + [files[1].name]
 
 
 def fail_point_cloud(monkeypatch) -> None:
-    """Make the point-cloud step fail the way Blender 4.2 did before the fallback existed."""
+    """Make the point-cloud step fail (the way Blender 4.2 failed to convert meshes; on 5.3+
+    the native splat's display step)."""
 
     def broken(*args, **kwargs):
         raise RuntimeError("Operator bpy.ops.object.convert.poll() failed")
 
     monkeypatch.setattr(submodule("compat"), "make_point_cloud", broken)
+    monkeypatch.setattr(submodule("importers.splat"), "show_native", broken)
 
 
 def data_counts() -> dict[str, int]:

@@ -10,20 +10,28 @@ from pathlib import Path
 
 import bpy
 
-from .conftest import ADDON_MODULE, addon_utils, submodule
+from .conftest import ADDON_MODULE, addon_utils, random_splat, submodule
 
 
 def test_zip_manifest_is_filled_per_build(addon_zip):
+    """The zip this Blender's Python installs: 4.5-5.0 (cp311 wheels) or 5.1+ (abi3)."""
     with zipfile.ZipFile(addon_zip) as archive:
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
         names = archive.namelist()
     assert manifest["id"] == "videoscene"
-    assert manifest["blender_version_min"] == "4.2.0"
-    assert manifest["blender_version_max"] == "5.1.0"
+    if sys.version_info < (3, 12):
+        assert manifest["blender_version_min"] == "4.5.0"
+        assert manifest["blender_version_max"] == "5.1.0"
+        wheel_tag = "cp311"
+    else:
+        assert manifest["blender_version_min"] == "5.1.0"
+        assert "blender_version_max" not in manifest
+        wheel_tag = "abi3"
+    assert bpy.app.version >= tuple(map(int, manifest["blender_version_min"].split(".")))
     assert len(manifest["tagline"]) <= 64
     assert all(len(reason) <= 64 for reason in manifest["permissions"].values())
     (wheel,) = manifest["wheels"]
-    assert "pyzmq" in wheel and "cp311" in wheel and wheel[2:] in names
+    assert "pyzmq" in wheel and wheel_tag in wheel and wheel[2:] in names
     assert "_vendor/videoscene_protocol/client.py" in names
     assert not any("__pycache__" in name for name in names)
 
@@ -90,6 +98,35 @@ def test_panels_draw_without_errors(addon):
     props = {args[1] for name, args in calls if name == "prop"}
     assert {"image_a", "image_b", "camera", "prior", "leap_timestep", "refine"} <= props
     assert {"video_frames", "iterations", "downscale", "max_views"} <= props  # Rebuild's
+
+
+def test_the_splat_display_box_draws_real_controls(addon):
+    """The active splat's box: every prop it draws resolves (5.2 moved nodes-modifier inputs
+    from ID properties to RNA), and Blender's own splats get no order buttons."""
+    panels = submodule("ui.panels")
+    obj = submodule("importers.splat").import_splat(
+        bpy.context, random_splat(30), None, bpy.context.scene.collection
+    )
+    bpy.context.view_layer.objects.active = obj
+    calls: list[tuple[str, tuple, dict]] = []
+
+    class Recorder:
+        def __getattr__(self, name):
+            def record(*args, **kwargs):
+                calls.append((name, args, kwargs))
+                return self
+
+            return record
+
+    panels.draw_splat_display(Recorder(), bpy.context)
+    props = [(args, kwargs) for name, args, kwargs in calls if name == "prop"]
+    every = [args for args, kwargs in props if kwargs.get("text") == "Viewport: Every k-th"]
+    ((owner, path),) = every
+    assert owner.path_resolve(path) == 1  # the modifier's Viewport Every input, default 1
+    operators = {args[0] for name, args, _kwargs in calls if name == "operator"}
+    assert "videoscene.splat_colours" in operators
+    native = submodule("display").is_native_splat(obj)
+    assert ("videoscene.splat_order" in operators) != native
 
 
 def test_remote_address_respects_online_access(addon):
