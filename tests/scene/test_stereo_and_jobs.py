@@ -85,7 +85,8 @@ def test_scene_is_valid_dense_and_coloured(sample_scene) -> None:
     meta = sample_scene.meta
     assert meta["gaussians_a"] == 640 * 480  # one Gaussian per pixel of photo A
     assert 640 * 480 < sample_scene.num_gaussians <= MAX_GAUSSIANS
-    assert meta["gaussians_b_disoccluded"] == sample_scene.num_gaussians - 640 * 480
+    extra = meta["gaussians_b_disoccluded"] + meta["gaussians_behind_edges"]
+    assert extra == sample_scene.num_gaussians - 640 * 480
     assert meta["prior"] == "stereo" and not meta["fov_assumed"]
     assert abs(meta["matched_fraction"] + meta["filled_fraction"] - 1.0) < 1e-3
     assert (sample_scene.opacities >= 0.85).all() and (sample_scene.means[:, 2] > 0).all()

@@ -5,6 +5,7 @@ A's camera, identical photos refused) -> pose.py (SIFT matches, essential matrix
 assumed field of view when none is given, its polish, the refusals) -> rectify.py (keeping the focal length) -> disparity.py (search range from the
 matches, SGBM both ways, soft left-right check, the matches' guide, edge-aware fill) ->
 splats.py (one Gaussian per pixel of view 0, view 1's disocclusions, the far shell) ->
+backdrop.py (the far side of view 0's depth edges continued behind the near side) ->
 colours.py (view 0's colours fitted to re-render photo A at its camera).
 
 Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
@@ -25,6 +26,7 @@ from videoscene_protocol.params import BUILD_SCENE
 
 from ...scene.gaussians import SH_C0, GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
+from .backdrop import background_layer
 from .colours import fit_colours
 from .disparity import dense_disparity, search_range, sparse_matches
 from .errors import LEARNED_PRIOR_HINT, prior_failed
@@ -36,7 +38,7 @@ from .splats import (
     SIGMA_PX,
     PixelSplats,
     behind,
-    cap,
+    cap_index,
     disoccluded,
     hidden_from_a,
     uncovered,
@@ -108,6 +110,7 @@ class StereoPrior:
                 pair, K_cv, pose, right_mask, progress, check_cancelled
             )
         depth_a = splats_a.means[:, 2].reshape(height, width)
+        behind_edges = background_layer(depth_a, left.astype(np.float32) / 255.0, K_cv)
         splats_a.colours = fit_colours(
             splats_a.colours.reshape(height, width, 3),
             depth_a,
@@ -115,7 +118,12 @@ class StereoPrior:
             SIGMA_PX,
         ).reshape(-1, 3)
         check_cancelled()
-        splats = cap(PixelSplats.concatenate([splats_a, splats_b]), len(splats_a.means))
+        parts = [splats_a, splats_b, behind_edges]  # kept in this order of priority
+        everything = PixelSplats.concatenate(parts)
+        keep = cap_index(everything.confidence, len(splats_a.means))
+        splats = everything.take(keep)
+        part_of = np.repeat(np.arange(len(parts)), [len(p.means) for p in parts])[keep]
+        kept = np.bincount(part_of, minlength=len(parts))
         scene = _scene(splats)
         c2w1 = np.eye(4)
         c2w1[:3, :3] = pose.R.T
@@ -142,7 +150,8 @@ class StereoPrior:
             "far_fraction": round(float(np.mean(splats_a.far)), 4),
             "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
             "gaussians_a": count_a,
-            "gaussians_b_disoccluded": scene.num_gaussians - count_a,
+            "gaussians_b_disoccluded": int(kept[1]),
+            "gaussians_behind_edges": int(kept[2]),
             **build_meta,
         }
         progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")

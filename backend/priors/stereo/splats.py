@@ -177,10 +177,18 @@ def behind(splats: PixelSplats, selected: np.ndarray, centre: np.ndarray) -> Non
     splats.sigmas[selected] *= np.float32(1 + CRACK_PUSH)
 
 
+def cap_index(confidence: np.ndarray, first: int, limit: int = MAX_GAUSSIANS) -> np.ndarray:
+    """Which of the Gaussians (in order) `cap` keeps: the first `first` (view 0's), then the
+    most confident of the rest, earlier ones first among equals."""
+    if len(confidence) <= limit:
+        return np.arange(len(confidence))
+    rest = np.argsort(-confidence[first:], kind="stable")[: max(0, limit - first)] + first
+    return np.r_[np.arange(min(first, limit)), np.sort(rest)]
+
+
 def cap(splats: PixelSplats, first: int, limit: int = MAX_GAUSSIANS) -> PixelSplats:
     """At most `limit` Gaussians: the first `first` (view 0's) are kept, then the most
     confident of the rest."""
     if len(splats.means) <= limit:
         return splats
-    rest = np.argsort(-splats.confidence[first:], kind="stable")[: max(0, limit - first)] + first
-    return splats.take(np.r_[np.arange(min(first, limit)), np.sort(rest)])
+    return splats.take(cap_index(splats.confidence, first, limit))
