@@ -25,6 +25,7 @@ import pytest
 addon_utils = importlib.import_module("addon_utils")
 
 ROOT = Path(__file__).resolve().parents[2]
+EXIT_STATUS = pytest.StashKey[int]()
 REPO_MODULE = "videoscene_test_repo"
 ADDON_MODULE = f"bl_ext.{REPO_MODULE}.videoscene"
 
@@ -33,6 +34,22 @@ def pytest_terminal_summary(terminalreporter) -> None:
     """Say which Blender this run tested (dev.sh runs the suite under each of
     tools/blender_matrix.txt)."""
     terminalreporter.write_line(f"add-on tests ran under bpy {bpy.app.version_string}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process with the session's status once pytest is done with it. bpy 4.5's own
+    exit handlers can deadlock (a static GlobalState's destructor waits on a condition its
+    delayed_close_thread still waits on: seen after this suite, which then never exits), so
+    they are skipped; everything of ours is written and closed by now."""
+    if EXIT_STATUS in config.stash:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash[EXIT_STATUS])
 
 
 # The backend runs in its own environment: the one beside this Python, or the one named by
