@@ -24,6 +24,7 @@ import numpy as np
 # Where the backend stops drawing a Gaussian: alphas under 1/255 are skipped, so for opacity <= 1
 # nothing lies beyond sqrt(2 ln 255) = 3.33 sigma (backend/render/torch_backend.py, gsplat).
 RADIUS_SIGMAS = math.sqrt(2.0 * math.log(255.0))
+SH_C0 = 0.28209479177387814  # the degree-0 spherical-harmonic constant (colour = C0 * dc + 0.5)
 AXIS_ATTRIBUTES = ("gs_axis_x", "gs_axis_y", "gs_axis_z")
 COLOR_ATTRIBUTE = "gs_color"
 SRGB_ATTRIBUTE = "gs_srgb"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bpy
 
+from .attributes import SH_C0
 from .material import current_group
 from .modifier import INPUTS, GeometryBuilder, add_display_modifier, add_interface
 
@@ -29,7 +30,6 @@ NATIVE_GROUP_NAME = "VideoScene Native Splat Display"
 NATIVE_INPUTS = {name: INPUTS[name] for name in ("Viewport Every", "Pixel Angle")}
 DISPLAY_REFERRED_NODE = "display_referred"
 BASE = "radiance:base"
-SH_C0 = 0.28209479177387814  # colour = SH_C0 * dc + 0.5 (degree 0)
 
 
 def is_native_splat(obj: bpy.types.Object | None) -> bool:

@@ -18,10 +18,9 @@ from collections.abc import Mapping
 import bpy
 import numpy as np
 
-from ..display.native import NATIVE_TYPE
+from ..display.native import BASE, NATIVE_TYPE
 from .ply import MIN_SCALE, OPACITY_EPS
 
-BASE = "radiance:base"
 SH_PREFIX = "radiance:sh_"
 # Blender's attribute name -> (data type, foreach key, width)
 NATIVE_ATTRIBUTES = {
@@ -86,14 +85,13 @@ def native_point_cloud(name: str, means: np.ndarray, gs: Mapping[str, np.ndarray
     """A GAUSSIAN_SPLAT point cloud holding the splat, filled through foreach_set."""
     cloud = bpy.data.pointclouds.new(name)
     cloud.resize(len(means))
+    # Only what Blender's own import makes (a new point cloud may bring a default radius).
     for extra in [a.name for a in cloud.attributes if a.name != "position"]:
-        cloud.attributes.remove(
-            cloud.attributes[extra]
-        )  # e.g. a default radius: Blender's has none
-    cloud.attributes["position"].data.foreach_set("vector", _flat(means))
+        cloud.attributes.remove(cloud.attributes[extra])
+    cloud.attributes["position"].data.foreach_set("vector", flat_f32(means))
     for attribute, values in native_attributes(gs).items():
         kind, key, _width = NATIVE_ATTRIBUTES.get(attribute, SH_ATTRIBUTE)
-        cloud.attributes.new(attribute, kind, "POINT").data.foreach_set(key, _flat(values))
+        cloud.attributes.new(attribute, kind, "POINT").data.foreach_set(key, flat_f32(values))
     cloud.type = NATIVE_TYPE
     cloud.update_tag()
     return cloud
@@ -111,5 +109,6 @@ def read_native(attributes, count: int) -> dict[str, np.ndarray]:
     return found
 
 
-def _flat(values: np.ndarray) -> np.ndarray:
+def flat_f32(values: np.ndarray) -> np.ndarray:
+    """Values as the flat float32 buffer foreach_set takes."""
     return np.ascontiguousarray(values, dtype=np.float32).ravel()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._vendor.videoscene_protocol.errors import ErrorCode, VideoSceneError
+from ..display.attributes import SH_C0
 
 PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -29,7 +30,6 @@ PLY_TYPES = {
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
 BINARY_ORDERS = {"binary_little_endian": "<", "binary_big_endian": ">"}
-SH_C0 = 0.28209479177387814  # the degree-0 spherical-harmonic constant (colour = C0 * dc + 0.5)
 OPACITY_EPS = 1e-6  # linear opacities are clipped to [eps, 1 - eps] before the logit
 MIN_SCALE = 1e-12  # linear scales are clipped to this before the log
 # The splat arrays' 3DGS parameters and the PLY properties they are written as, in file order.

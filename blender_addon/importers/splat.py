@@ -29,6 +29,7 @@ from ..display.attributes import display_attributes, point_radius
 from ..display.native import show_native
 from .native import (
     NATIVE_ATTRIBUTES,
+    flat_f32,
     gs_from_native,
     native_point_cloud,
     read_native,
@@ -96,14 +97,10 @@ def validate_splat_arrays(arrays: Mapping[str, np.ndarray]) -> int:
     return count
 
 
-def _flat_f32(values: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(values, dtype=np.float32).ravel()
-
-
 def _add_attribute(mesh: bpy.types.Mesh, name: str, spec: tuple[str, str, int], values):
     kind, key, _width = spec
     attribute = mesh.attributes.new(name, kind, "POINT")
-    attribute.data.foreach_set(key, _flat_f32(values))
+    attribute.data.foreach_set(key, flat_f32(values))
 
 
 def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
@@ -111,7 +108,7 @@ def splat_mesh(name: str, arrays: Mapping[str, np.ndarray]) -> bpy.types.Mesh:
     count = validate_splat_arrays(arrays)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(count)
-    mesh.vertices.foreach_set("co", _flat_f32(arrays["means"]))
+    mesh.vertices.foreach_set("co", flat_f32(arrays["means"]))
     opacities = np.asarray(arrays["opacities"], dtype=np.float32)
     scales = np.asarray(arrays["scales"], dtype=np.float32)
     rgba = np.empty((count, 4), dtype=np.float32)
