@@ -65,9 +65,13 @@ test_other_blender() {  # test_other_blender SERIES BPY_VERSION PYTHON_VERSION
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
   fi
+  local start=$SECONDS
   "$venv/bin/python" -m pip install --quiet "bpy==$bpy" -e ".[addon-test-other]"
+  echo "[dev.sh] Blender $series: bpy $bpy installed in $((SECONDS - start)) s"
+  start=$SECONDS
   VIDEOSCENE_TEST_BACKEND="$(cd "$BIN" && pwd)/videoscene-backend" \
     "$venv/bin/pytest" tests/addon -q -p no:cacheprovider -m "not backend_paths"
+  echo "[dev.sh] Blender $series: add-on suite in $((SECONDS - start)) s"
 }
 
 install() {  # install EXTRAS...
