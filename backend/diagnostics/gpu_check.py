@@ -269,14 +269,14 @@ def measure_window(
         start = time.perf_counter()
         refiner = load(plan)
         _synchronize(plan.device)
-        result.stages_s[build_stage] = round(time.perf_counter() - start, 2)
+        result.stages_s[build_stage] = round(time.perf_counter() - start, 4)
         build_peak = _peak_bytes(plan.device)
         start = time.perf_counter()
         _, refined = refiner.refine(
             coarse, coarse[0], coarse[-1], RefineOptions(memory_mode=plan.mode), on_stage, _go_on
         )
-        result.window_s = round(time.perf_counter() - start, 2)
-        result.stages_s.update({k: round(v, 2) for k, v in refined.timings.items()})
+        result.window_s = round(time.perf_counter() - start, 4)
+        result.stages_s.update({k: round(v, 4) for k, v in refined.timings.items()})
         if cuda:
             result.peak_gib = gib(max(build_peak or 0, refined.peak_memory_bytes or 0))
     except torch.cuda.OutOfMemoryError:

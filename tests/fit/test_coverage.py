@@ -167,7 +167,7 @@ def test_a_fit_learns_from_no_more_frames_than_its_memory_holds(monkeypatch):
 def test_the_docs_name_the_fits_memory_for_views():
     root = Path(__file__).resolve().parents[2]
     stated = f"{fit_views.VIEW_MEMORY_BYTES // 2**30} GiB"
-    for doc in ("docs/protocol.md", "README.md"):
+    for doc in ("docs/protocol.md", "docs/fit-scene.md"):
         assert stated in (root / doc).read_text(), f"{doc} should say the fit holds {stated}"
     assert (
         f"{fit_views.BYTES_PER_VIEW_PIXEL} bytes a pixel" in (root / "docs/protocol.md").read_text()
