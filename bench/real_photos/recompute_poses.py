@@ -13,12 +13,14 @@ reconstruction's mean reprojection error.
 Why SIMPLE_RADIAL: a pinhole model cannot absorb a lens's distortion, and the bundle adjustment
 then bends the focal length instead. On sceaux (a compact zoom at its wide end, strong barrel
 distortion: k1 = -0.155) SIMPLE_PINHOLE fitted f = 868 px (49.5 degrees across, reprojection
-0.52 px); SIMPLE_RADIAL fits f = 837 px, k1 = -0.155 (0.32 px): the lens sees 52.9 degrees from
+0.52 px); SIMPLE_RADIAL fits f = 836 px, k1 = -0.155 (0.32 px): the lens sees 52.9 degrees from
 edge to edge, the 52.6 degrees its EXIF says. The other sets are nearly distortion-free (skull
 k1 = +0.16 at a 12-degree half-angle: 0.8 % at the edge; freiburg_office k1 = 0.008) and keep
 their focal lengths within 0.3 %. RADIAL (k1, k2) agrees on sceaux (52.7 degrees) but registers
-only 3 of skull's 4 photos. The scale and origin
-are COLMAP's own (arbitrary): the benchmark aligns each built scene by a similarity.
+only 3 of skull's 4 photos.
+
+The scale and origin are COLMAP's own (arbitrary): the benchmark aligns each built scene by a
+similarity.
 """
 
 from __future__ import annotations
