@@ -121,8 +121,24 @@ def set_colours_match_backend(scene: bpy.types.Scene, match: bool) -> None:
     view = scene.view_settings
     view.view_transform = MATCH_VIEW if match else "Standard"
     view.look, view.exposure, view.gamma = "None", 0.0, 1.0
-    for native in (False, True):
+    for native in _displays_in_use():
         _referred(native).default_value = float(match)
+
+
+def _displays_in_use() -> list[bool]:
+    """Which displays' groups follow the choice (native or not): the one this Blender makes,
+    and any other a file already holds; neither group is made where it would go unused."""
+    from .. import compat
+    from .material import GROUP_NAME
+    from .native import NATIVE_GROUP_NAME
+
+    groups = bpy.data.node_groups
+    native_here = compat.native_gaussian_splats()
+    return [
+        native
+        for native, name in ((False, GROUP_NAME), (True, NATIVE_GROUP_NAME))
+        if name in groups or native == native_here
+    ]
 
 
 # -- render settings -----------------------------------------------------------------------
