@@ -288,6 +288,9 @@ def fit_scene(
     gives every frame at its own size)."""
     if not views:
         raise ValueError("a fit needs at least one view")
+    # The prior's stand-ins for what no photo saw would cover exactly what the frames show
+    # beyond the photos, and on the CPU (the prior kept as a layer) no seed would land there.
+    scene = scene.without_placeholders()
     report = FitReport(
         iterations=settings.iterations,
         views=sum(not v.is_photo for v in views),

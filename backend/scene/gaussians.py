@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+# scene.meta key: [start, end) of Gaussians that only stand in for what no photo saw (the stereo
+# prior's band beyond the photos' borders and its coarse backdrop): a preview's guesses, which a
+# fit drops so that its frames seed what they really show there.
+PLACEHOLDERS_META = "placeholder_gaussians"
+
 # The degree-0 spherical-harmonic constant: colour = SH_C0 * sh[:, 0] + 0.5 (3DGS convention).
 SH_C0 = 0.28209479177387814
 
@@ -60,6 +65,32 @@ class GaussianScene:
             self.reference_images,
             dict(self.meta),
         )
+
+    def take(self, keep: torch.Tensor | np.ndarray) -> GaussianScene:
+        """The Gaussians at `keep` (indices or a mask); cameras, photos and meta are shared."""
+        index = torch.as_tensor(keep, device=self.means.device)
+        return GaussianScene(
+            self.means[index],
+            self.quats[index],
+            self.scales[index],
+            self.opacities[index],
+            self.sh[index],
+            self.reference_cameras,
+            self.reference_images,
+            dict(self.meta),
+        )
+
+    def without_placeholders(self) -> GaussianScene:
+        """The scene less its placeholder Gaussians (PLACEHOLDERS_META); itself when it has none."""
+        span = self.meta.get(PLACEHOLDERS_META)
+        if not span:
+            return self
+        start, end = (int(v) for v in span)
+        keep = torch.ones(self.num_gaussians, dtype=torch.bool)
+        keep[max(0, start) : min(end, self.num_gaussians)] = False
+        trimmed = self.take(keep.to(self.means.device))
+        trimmed.meta.pop(PLACEHOLDERS_META)
+        return trimmed
 
     def validate(self) -> None:
         """Raise ValueError when shapes disagree or values are not finite."""

@@ -47,3 +47,8 @@ def test_run_fit_writes_the_fitted_scene(tmp_path) -> None:
     scene = load_ply((out / "scene_fitted.ply").read_bytes())
     assert scene.num_gaussians == fitted["num_gaussians"]
     assert scene.meta["parent_scene"] == fitted["parent_scene"]
+    # The prior's placeholders beyond the photos (margins.py) are dropped before the fit seeds:
+    # its frames, not the guesses, fill what the photos did not see.
+    placeholders = summary["scene"]["prior_meta"]["gaussians_beyond_frame"]
+    assert placeholders > 0
+    assert fitted["fit"]["gaussians_before"] == summary["scene"]["num_gaussians"] - placeholders

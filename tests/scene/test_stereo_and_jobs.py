@@ -85,7 +85,11 @@ def test_scene_is_valid_dense_and_coloured(sample_scene) -> None:
     meta = sample_scene.meta
     assert meta["gaussians_a"] == 640 * 480  # one Gaussian per pixel of photo A
     assert 640 * 480 < sample_scene.num_gaussians <= MAX_GAUSSIANS
-    extra = meta["gaussians_b_disoccluded"] + meta["gaussians_behind_edges"]
+    extra = (
+        meta["gaussians_b_disoccluded"]
+        + meta["gaussians_behind_edges"]
+        + meta["gaussians_beyond_frame"]
+    )
     assert extra == sample_scene.num_gaussians - 640 * 480
     assert meta["prior"] == "stereo" and not meta["fov_assumed"]
     assert abs(meta["matched_fraction"] + meta["filled_fraction"] - 1.0) < 1e-3

@@ -184,11 +184,14 @@ def test_every_pixel_of_view_0_gets_one_gaussian_at_its_true_depth(two_planes) -
 
 def test_view_1_adds_only_what_view_0_does_not_see(two_planes) -> None:
     pair, scene = two_planes
-    count_b = scene.meta["gaussians_b_disoccluded"]
-    assert count_b + scene.meta["gaussians_behind_edges"] == scene.num_gaussians - WIDTH * HEIGHT
-    # View 1's come first; the far side continued behind view 0's depth edges (backdrop.py)
-    # after them: both are background, and both lie where view 0 does not show it.
-    extra = scene.means[WIDTH * HEIGHT :].numpy().astype(np.float64) * _scale(pair, scene)
+    count_b, beyond = scene.meta["gaussians_b_disoccluded"], scene.meta["gaussians_beyond_frame"]
+    added = count_b + scene.meta["gaussians_behind_edges"] + beyond
+    assert added == scene.num_gaussians - WIDTH * HEIGHT
+    # After view 0's: the coarse band and backdrop (margins.py, tested in test_margins.py), then
+    # view 1's, then the far side continued behind view 0's depth edges (backdrop.py): these
+    # last two are background, and both lie where view 0 does not show it.
+    extra = scene.means[WIDTH * HEIGHT + beyond :].numpy().astype(np.float64)
+    extra *= _scale(pair, scene)
     assert count_b > 1000 and scene.meta["gaussians_behind_edges"] > 0
     # Far fewer than view 1's pixels: what both views see is not added twice.
     assert count_b < 0.15 * WIDTH * HEIGHT

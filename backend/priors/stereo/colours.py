@@ -81,14 +81,23 @@ def composite(colours: np.ndarray, offsets: list[tuple[int, int]], weights: np.n
 
 
 def fit_colours(
-    photo: np.ndarray, depth: np.ndarray, opacity: np.ndarray, sigma_px: float
+    photo: np.ndarray,
+    depth: np.ndarray,
+    opacity: np.ndarray,
+    sigma_px: float,
+    background: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W, 3) colours in COLOUR_RANGE whose re-render at the reference camera is `photo`
-    (float in [0, 1]); depth and opacity are the (H, W) Gaussians' camera depth and opacity."""
+    (float in [0, 1]); depth and opacity are the (H, W) Gaussians' camera depth and opacity.
+    background: (H, W, 3) what lies behind them at that camera (the coarse backdrop of
+    margins.py), which shows through where they are not fully opaque."""
     offsets, weights = reference_weights(
         depth.astype(np.float32), opacity.astype(np.float32), sigma_px
     )
     target = photo.astype(np.float32)
+    if background is not None:
+        transmittance = np.clip(1.0 - weights.sum(axis=0), 0.0, 1.0)
+        target = target - transmittance[..., None] * background.astype(np.float32)
     colours = target.copy()
     for _ in range(ITERATIONS):
         colours += target - composite(colours, offsets, weights)

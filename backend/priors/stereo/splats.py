@@ -151,6 +151,22 @@ def hidden_from_a(means_b: np.ndarray, depth_a: np.ndarray, K: np.ndarray) -> np
     return ~in_front | ~inside | (z >= surface * (1.0 + HIDDEN_MARGIN))
 
 
+def outside_a(splats: PixelSplats, shape: tuple[int, int], K: np.ndarray) -> np.ndarray:
+    """Which Gaussians (in view 0's frame) photo A's camera does not draw into its frame: behind
+    the camera, or projecting outside the frame by more than three of their projected sigmas (a
+    Gaussian near A's camera plane projects far out but with a footprint that covers the photo)."""
+    height, width = shape
+    projected = rotate(K, splats.means.astype(np.float64))
+    z = projected[:, 2]
+    in_front = z > 1e-9
+    safe_z = np.where(in_front, z, 1.0)
+    u, v = projected[:, 0] / safe_z, projected[:, 1] / safe_z
+    reach = 3.0 * float(K[0, 0]) * splats.sigmas / safe_z
+    away = (u < -0.5 - reach) | (u > width - 0.5 + reach)
+    away |= (v < -0.5 - reach) | (v > height - 0.5 + reach)
+    return ~in_front | away
+
+
 def uncovered(
     means_a: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray, width: int, height: int
 ) -> np.ndarray:
