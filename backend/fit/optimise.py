@@ -28,7 +28,7 @@ import torch
 from gsplat.strategy import DefaultStrategy
 
 from ..render import render
-from ..scene.gaussians import GaussianScene
+from ..scene.gaussians import PLACEHOLDERS_META, GaussianScene
 from .loss import photometric_loss, psnr
 from .seed import Seeds, seeds_for_view
 from .views import Chained, FitView
@@ -289,8 +289,9 @@ def fit_scene(
     if not views:
         raise ValueError("a fit needs at least one view")
     # The prior's stand-ins for what no photo saw would cover exactly what the frames show
-    # beyond the photos, and on the CPU (the prior kept as a layer) no seed would land there.
-    scene = scene.without_placeholders()
+    # beyond the photos, and on the CPU (the prior kept as a layer) no seed would land there:
+    # set aside for the fit, put back afterwards for what no frame showed either.
+    scene, placeholders = scene.split_placeholders()
     report = FitReport(
         iterations=settings.iterations,
         views=sum(not v.is_photo for v in views),
@@ -369,6 +370,11 @@ def fit_scene(
         if len(filled):
             fitted = _concatenated(fitted, filled.as_scene(scene.sh_degree).to(device))
         report.timings["holes"] = time.perf_counter() - start
+        meta = dict(scene.meta)
+        if placeholders is not None:  # last, and marked again for the next fit
+            span = (fitted.num_gaussians, fitted.num_gaussians + placeholders.num_gaussians)
+            meta.update(zip(PLACEHOLDERS_META, span, strict=True))
+            fitted = _concatenated(fitted, placeholders.to(device))
         result = GaussianScene(
             *(
                 t.detach().cpu().float().contiguous()
@@ -376,7 +382,7 @@ def fit_scene(
             ),
             reference_cameras=list(scene.reference_cameras),
             reference_images=list(scene.reference_images),
-            meta=dict(scene.meta),
+            meta=meta,
         )
     del params, optimizers, state, layers, targets, prior, learned
     if device.startswith("cuda"):

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# scene.meta key: [start, end) of Gaussians that only stand in for what no photo saw (the stereo
+# scene.meta keys: the Gaussians [start, end) that only stand in for what no photo saw (the stereo
 # prior's band beyond the photos' borders and its coarse backdrop): a preview's guesses, which a
-# fit drops so that its frames seed what they really show there.
-PLACEHOLDERS_META = "placeholder_gaussians"
+# fit sets aside so that its frames seed what they really show there, then puts back behind.
+# Two plain ints, so that they survive the PLY's metadata (scalars only) and a load_scene.
+PLACEHOLDERS_META = ("placeholders_start", "placeholders_end")
 
 # The degree-0 spherical-harmonic constant: colour = SH_C0 * sh[:, 0] + 0.5 (3DGS convention).
 SH_C0 = 0.28209479177387814
@@ -80,17 +81,20 @@ class GaussianScene:
             dict(self.meta),
         )
 
-    def without_placeholders(self) -> GaussianScene:
-        """The scene less its placeholder Gaussians (PLACEHOLDERS_META); itself when it has none."""
-        span = self.meta.get(PLACEHOLDERS_META)
-        if not span:
-            return self
-        start, end = (int(v) for v in span)
-        keep = torch.ones(self.num_gaussians, dtype=torch.bool)
-        keep[max(0, start) : min(end, self.num_gaussians)] = False
-        trimmed = self.take(keep.to(self.means.device))
-        trimmed.meta.pop(PLACEHOLDERS_META)
-        return trimmed
+    def split_placeholders(self) -> tuple[GaussianScene, GaussianScene | None]:
+        """The scene less its placeholder Gaussians (PLACEHOLDERS_META), and those placeholders
+        (None when it has none)."""
+        span = [self.meta.get(key) for key in PLACEHOLDERS_META]
+        if not all(type(v) is int for v in span):  # none, or not this backend's (a PLY's meta)
+            return self, None
+        start, end = (min(max(0, v), self.num_gaussians) for v in span)
+        marked = torch.zeros(self.num_gaussians, dtype=torch.bool)
+        marked[start:end] = True
+        marked = marked.to(self.means.device)
+        rest, placeholders = self.take(~marked), self.take(marked)
+        for key in PLACEHOLDERS_META:
+            rest.meta.pop(key)
+        return rest, placeholders
 
     def validate(self) -> None:
         """Raise ValueError when shapes disagree or values are not finite."""

@@ -47,8 +47,10 @@ def test_run_fit_writes_the_fitted_scene(tmp_path) -> None:
     scene = load_ply((out / "scene_fitted.ply").read_bytes())
     assert scene.num_gaussians == fitted["num_gaussians"]
     assert scene.meta["parent_scene"] == fitted["parent_scene"]
-    # The prior's placeholders beyond the photos (margins.py) are dropped before the fit seeds:
-    # its frames, not the guesses, fill what the photos did not see.
+    # The prior's placeholders beyond the photos (margins.py) are set aside while the fit seeds
+    # (its frames, not the guesses, fill what the photos did not see), then put back last.
     placeholders = summary["scene"]["prior_meta"]["gaussians_beyond_frame"]
     assert placeholders > 0
     assert fitted["fit"]["gaussians_before"] == summary["scene"]["num_gaussians"] - placeholders
+    start, end = scene.meta["placeholders_start"], scene.meta["placeholders_end"]  # via the PLY
+    assert end == scene.num_gaussians and end - start == placeholders

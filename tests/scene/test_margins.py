@@ -93,7 +93,7 @@ def test_a_camera_stepping_back_sees_no_black_and_photo_a_is_kept() -> None:
     assert _psnr(image, scene.reference_images[0]) >= 30.0
 
 
-def test_without_placeholders_drops_exactly_the_marked_span() -> None:
+def test_split_placeholders_takes_out_exactly_the_marked_span() -> None:
     count = 10
     scene = GaussianScene(
         means=torch.arange(count * 3, dtype=torch.float32).reshape(count, 3),
@@ -101,11 +101,14 @@ def test_without_placeholders_drops_exactly_the_marked_span() -> None:
         scales=torch.full((count, 3), 0.1),
         opacities=torch.full((count,), 0.9),
         sh=torch.zeros(count, 1, 3),
-        meta={PLACEHOLDERS_META: [3, 7], "prior": "stereo"},
+        meta={"placeholders_start": 3, "placeholders_end": 7, "prior": "stereo"},
     )
-    trimmed = scene.without_placeholders()
-    assert trimmed.num_gaussians == 6
+    trimmed, placeholders = scene.split_placeholders()
+    assert trimmed.num_gaussians == 6 and placeholders.num_gaussians == 4
     np.testing.assert_array_equal(trimmed.means[:, 0].numpy(), [0, 3, 6, 21, 24, 27])
-    assert PLACEHOLDERS_META not in trimmed.meta and trimmed.meta["prior"] == "stereo"
-    assert PLACEHOLDERS_META in scene.meta  # the scene itself is left as it was
-    assert trimmed.without_placeholders() is trimmed  # nothing marked: itself
+    np.testing.assert_array_equal(placeholders.means[:, 0].numpy(), [9, 12, 15, 18])
+    assert not set(PLACEHOLDERS_META) & set(trimmed.meta) and trimmed.meta["prior"] == "stereo"
+    assert set(PLACEHOLDERS_META) <= set(scene.meta)  # the scene itself is left as it was
+    assert trimmed.split_placeholders() == (trimmed, None)  # nothing marked: itself
+    scene.meta["placeholders_end"] = "7"  # not this backend's (a hostile PLY's metadata)
+    assert scene.split_placeholders() == (scene, None)

@@ -170,7 +170,7 @@ class StereoPrior:
             "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
             "gaussians_a": count_a,
             "gaussians_beyond_frame": int(kept[1]),
-            PLACEHOLDERS_META: [count_a, count_a + int(kept[1])],
+            **dict(zip(PLACEHOLDERS_META, (count_a, count_a + int(kept[1])), strict=True)),
             "gaussians_b_disoccluded": int(kept[2]),
             "gaussians_behind_edges": int(kept[3]),
             **build_meta,
