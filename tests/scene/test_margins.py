@@ -11,9 +11,9 @@ from videoscene_backend.priors.stereo import StereoPrior
 from videoscene_backend.priors.stereo.margins import (
     BACKDROP_QUANTILE,
     BEHIND_FACTOR,
-    FOOTPRINT_SIGMAS,
     margin_splats,
 )
+from videoscene_backend.priors.stereo.splats import FOOTPRINT_SIGMAS
 from videoscene_backend.scene.gaussians import PLACEHOLDERS_META, GaussianScene
 
 from .test_backdrop import _subset

@@ -9,7 +9,9 @@ smooth continuation, not a smear of the last pixel row), one Gaussian per grid c
 cell's own ray. The band is a guess and is marked as one (filled, no confidence); it sits
 BEHIND_FACTOR further along its rays than the extrapolated depth, so real Gaussians (photo B's
 view past A's border) draw in front of it and it shows only where nothing else does. At its
-own camera the band lies outside the photo, so the photo re-renders unchanged.
+own camera the band lies outside the photo. A coarse copy of the photo lies behind its own
+Gaussians as well (holes seen from another camera show it); at the photo's camera a few percent
+of it shows through them, and colours.py fits the photo's colours with it there (backdrop_look).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .splats import OPACITY_FILLED, PixelSplats, rotate
+from .splats import FOOTPRINT_SIGMAS, OPACITY_FILLED, PixelSplats, rotate
 
 # The band's width on each side, as a fraction of the photo's longer side: a camera halfway
 # between photos a baseline apart that also steps back a little stays inside it.
@@ -33,7 +35,6 @@ BACKDROP_QUANTILE = 0.9
 # photo's camera a few percent of it shows through the photo's own Gaussians, and a far cell
 # there would pull rendered depth (which the fit uses) away from the surface.
 IN_FRAME_REACH = 4.0
-FOOTPRINT_SIGMAS = 3.3  # where a cell's alpha (opacity 0.9) falls below the renderers' 1/255
 CELL_SIGMA = 0.75  # of a cell's width: neighbouring cells blend without a visible grid
 
 
@@ -119,8 +120,8 @@ def margin_splats(
 
 
 def backdrop_look(photo: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1]: about what the in-frame cells of margin_splats(photo, ...,
-    ...) draw at the photo's own camera (cell averages blended over CELL_SIGMA), the
+    """(H, W, 3) float in [0, 1]: about what the in-frame cells of margin_splats(photo, ...)
+    draw at the photo's own camera (cell averages blended over CELL_SIGMA), the
     background that colours.py fits the photo's own Gaussians against."""
     height, width = photo.shape[:2]
     small_size = (max(1, round(width / CELL_PX)), max(1, round(height / CELL_PX)))

@@ -6,12 +6,15 @@ assumed field of view when none is given, its polish, the refusals) -> rectify.p
 matches, SGBM both ways, soft left-right check, the matches' guide, edge-aware fill) ->
 splats.py (one Gaussian per pixel of view 0, view 1's disocclusions, the far shell) ->
 backdrop.py (the far side of view 0's depth edges continued behind the near side) ->
-colours.py (view 0's colours fitted to re-render photo A at its camera).
+colours.py (view 0's colours fitted to re-render photo A at its camera) -> margins.py (each
+photo's border continued outward and a coarse copy of it behind, the stand-ins for what neither
+photo saw). Below 15 % matched, sparse_fill.py gives the depth; a turning camera, stitch.py.
 
 Limits (also in the README): pose-free, so the scale is arbitrary (the baseline is 1 unit); it
 needs overlapping, textured, static views with real parallax (not a pure rotation); surfaces
 that neither view matched (plain walls, half-occluded strips) take the depth of the matched
-surface around them, and outside both photos there is nothing.
+surface around them, and beyond both photos there are only the stand-ins (a blur of the
+borders, a fifth of the photo wide), then nothing.
 """
 
 from __future__ import annotations

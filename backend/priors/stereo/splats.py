@@ -34,6 +34,9 @@ CRACK_PUSH = 0.03
 # View 1's Gaussians inside photo A's frame must lie at least this much (relative depth) behind
 # view 0's surface at the pixel they project to: anything nearer would cover photo A there.
 HIDDEN_MARGIN = 0.01
+# How far (in its sigmas) a Gaussian of opacity 0.9 still draws: its alpha falls below the
+# renderers' 1/255 there.
+FOOTPRINT_SIGMAS = 3.3
 MAX_GAUSSIANS = (
     524_288  # NoPoSplat's count (2 x 512^2): what the renderers and importer are sized for
 )
@@ -153,15 +156,15 @@ def hidden_from_a(means_b: np.ndarray, depth_a: np.ndarray, K: np.ndarray) -> np
 
 def outside_a(splats: PixelSplats, shape: tuple[int, int], K: np.ndarray) -> np.ndarray:
     """Which Gaussians (in view 0's frame) photo A's camera does not draw into its frame: behind
-    the camera, or projecting outside the frame by more than three of their projected sigmas (a
-    Gaussian near A's camera plane projects far out but with a footprint that covers the photo)."""
+    the camera, or projecting outside the frame by more than FOOTPRINT_SIGMAS of their projected
+    sigmas (a Gaussian near A's camera plane projects far out, its footprint over the photo)."""
     height, width = shape
     projected = rotate(K, splats.means.astype(np.float64))
     z = projected[:, 2]
     in_front = z > 1e-9
     safe_z = np.where(in_front, z, 1.0)
     u, v = projected[:, 0] / safe_z, projected[:, 1] / safe_z
-    reach = 3.0 * float(K[0, 0]) * splats.sigmas / safe_z
+    reach = FOOTPRINT_SIGMAS * float(K[0, 0]) * splats.sigmas / safe_z
     away = (u < -0.5 - reach) | (u > width - 0.5 + reach)
     away |= (v < -0.5 - reach) | (v > height - 0.5 + reach)
     return ~in_front | away
