@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .colours import shifted
 from .splats import OPACITY_FILLED, SIGMA_PX, PixelSplats, pixel_grid
 
 # A depth edge is one whose two sides differ by at least this disparity (px, baseline 1), the
@@ -24,16 +25,6 @@ from .splats import OPACITY_FILLED, SIGMA_PX, PixelSplats, pixel_grid
 EDGE_DISPARITY_PX = 1.5
 MAX_WIDTH_PX = 24  # strips wider than this are left to photo B's Gaussians
 NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
-
-
-def _shift(image: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
-    """out[y, x] = image[y + dy, x + dx], `fill` beyond the border."""
-    out = np.full_like(image, fill)
-    height, width = image.shape[:2]
-    out[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)] = image[
-        max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)
-    ]
-    return out
 
 
 def push_far_side(
@@ -46,10 +37,10 @@ def push_far_side(
     for step in range(1, steps + 1):
         best_depth, best_colour = far_depth.copy(), far_colour.copy()
         for dy, dx in NEIGHBOURS:
-            candidate = _shift(far_depth, dy, dx, 0.0)
+            candidate = shifted(far_depth, dy, dx, 0.0)
             better = candidate > best_depth
             best_depth[better] = candidate[better]
-            best_colour[better] = _shift(far_colour, dy, dx, 0.0)[better]
+            best_colour[better] = shifted(far_colour, dy, dx, 0.0)[better]
         moved = best_depth > far_depth
         distance[moved] = step
         far_depth, far_colour = best_depth, best_colour

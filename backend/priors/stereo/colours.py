@@ -39,7 +39,7 @@ def neighbour_offsets(sigma_px: float) -> list[tuple[int, int, float]]:
     return offsets
 
 
-def _shifted(image: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
+def shifted(image: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
     """out[y, x] = image[y + dy, x + dx], `fill` beyond the border."""
     out = np.full_like(image, fill)
     height, width = image.shape[:2]
@@ -55,10 +55,10 @@ def reference_weights(
     """Each pixel's compositing weight for each neighbour's Gaussian at the reference camera:
     the offsets and (K, H, W) weights."""
     offsets = neighbour_offsets(sigma_px)
-    depths = np.stack([_shifted(depth, dy, dx, np.inf) for dy, dx, _ in offsets])
+    depths = np.stack([shifted(depth, dy, dx, np.inf) for dy, dx, _ in offsets])
     alphas = np.stack(
         [
-            np.minimum(ALPHA_MAX, _shifted(opacity, dy, dx, 0.0) * footprint)
+            np.minimum(ALPHA_MAX, shifted(opacity, dy, dx, 0.0) * footprint)
             for dy, dx, footprint in offsets
         ]
     )
@@ -76,7 +76,7 @@ def composite(colours: np.ndarray, offsets: list[tuple[int, int]], weights: np.n
     """W c: the re-render of (H, W, 3) colours at the reference camera (black background)."""
     out = np.zeros_like(colours)
     for (dy, dx), weight in zip(offsets, weights, strict=True):
-        out += weight[..., None] * _shifted(colours, dy, dx, 0.0)
+        out += weight[..., None] * shifted(colours, dy, dx, 0.0)
     return out
 
 

@@ -54,8 +54,8 @@ def margin_splats(
     the backdrop for holes that no full-resolution Gaussian covers from another camera."""
     height, width = depth.shape
     margin = max(1, round(MARGIN_FRACTION * max(width, height) / CELL_PX))
-    small_size = (max(1, round(width / CELL_PX)), max(1, round(height / CELL_PX)))
-    colour = cv2.resize(photo, small_size, interpolation=cv2.INTER_AREA)
+    colour = _cells(photo)
+    small_size = colour.shape[1::-1]
     shown = np.ones(small_size[::-1], np.uint8)
     if valid is not None:  # a cell shows the photo only where all of it does
         shown = cv2.resize(valid.astype(np.float32), small_size, interpolation=cv2.INTER_AREA)
@@ -124,7 +124,12 @@ def backdrop_look(photo: np.ndarray) -> np.ndarray:
     draw at the photo's own camera (cell averages blended over CELL_SIGMA), the
     background that colours.py fits the photo's own Gaussians against."""
     height, width = photo.shape[:2]
-    small_size = (max(1, round(width / CELL_PX)), max(1, round(height / CELL_PX)))
-    coarse = cv2.resize(photo, small_size, interpolation=cv2.INTER_AREA)
-    look = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+    look = cv2.resize(_cells(photo), (width, height), interpolation=cv2.INTER_LINEAR)
     return look.astype(np.float32) / 255.0
+
+
+def _cells(photo: np.ndarray) -> np.ndarray:
+    """The photo averaged over CELL_PX x CELL_PX cells: one pixel per cell."""
+    height, width = photo.shape[:2]
+    size = (max(1, round(width / CELL_PX)), max(1, round(height / CELL_PX)))
+    return cv2.resize(photo, size, interpolation=cv2.INTER_AREA)

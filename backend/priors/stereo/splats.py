@@ -117,22 +117,34 @@ def view_splats(
     )
 
 
+def project(points: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Points (N, 3) in a camera's frame -> their pixel coordinates u, v in that camera (K),
+    their depth z (1 where not in front, so that dividing by it is safe) and which are in front."""
+    projected = rotate(K, points.astype(np.float64))
+    in_front = projected[:, 2] > 1e-9
+    z = np.where(in_front, projected[:, 2], 1.0)
+    return projected[:, 0] / z, projected[:, 1] / z, z, in_front
+
+
+def pixel_of(points: np.ndarray, K: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """The pixel each point projects to (rows, cols, clipped to the image), whether it lies
+    inside the image and in front of the camera, its depth z and whether it is in front."""
+    u, v, z, in_front = project(points, K)
+    cols, rows = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+    inside = in_front & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside, z, in_front
+
+
 def disoccluded(
     splats_b: PixelSplats, depth_a: np.ndarray, far_a: np.ndarray, K: np.ndarray
 ) -> np.ndarray:
     """View 1's Gaussians that view 0 does not see: outside its photo or behind its surface."""
     height, width = depth_a.shape
-    projected = rotate(K, splats_b.means.astype(np.float64))
-    z = projected[:, 2]
-    in_front = z > 1e-9
-    u = np.round(projected[:, 0] / np.where(in_front, z, 1.0)).astype(np.int64)
-    v = np.round(projected[:, 1] / np.where(in_front, z, 1.0)).astype(np.int64)
-    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    rows, cols = np.clip(v, 0, height - 1), np.clip(u, 0, width - 1)
+    rows, cols, inside, z, in_front = pixel_of(splats_b.means, K, width, height)
     surface = depth_a[rows, cols]
     focal = float(K[0, 0])
     # Compared in disparity (focal / depth, baseline 1): the matcher's own unit of error.
-    behind = focal / surface - focal / np.where(in_front, z, 1.0) > DISOCCLUSION_DISPARITY_PX
+    behind = focal / surface - focal / z > DISOCCLUSION_DISPARITY_PX
     # Both far: the shell is one surface, so view 1's sky inside view 0's photo is a duplicate.
     duplicate_far = splats_b.far & far_a[rows, cols]
     return in_front & (~inside | (behind & ~duplicate_far))
@@ -144,14 +156,8 @@ def hidden_from_a(means_b: np.ndarray, depth_a: np.ndarray, K: np.ndarray) -> np
     depth, mismatched pixels of photo B) would be drawn over photo A at its own camera: photo
     B's gravel over A's lawn, specks in A's sky."""
     height, width = depth_a.shape
-    projected = rotate(K, means_b.astype(np.float64))
-    z = projected[:, 2]
-    in_front = z > 1e-9
-    u = np.round(projected[:, 0] / np.where(in_front, z, 1.0)).astype(np.int64)
-    v = np.round(projected[:, 1] / np.where(in_front, z, 1.0)).astype(np.int64)
-    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    surface = depth_a[np.clip(v, 0, height - 1), np.clip(u, 0, width - 1)]
-    return ~in_front | ~inside | (z >= surface * (1.0 + HIDDEN_MARGIN))
+    rows, cols, inside, z, in_front = pixel_of(means_b, K, width, height)
+    return ~in_front | ~inside | (z >= depth_a[rows, cols] * (1.0 + HIDDEN_MARGIN))
 
 
 def outside_a(splats: PixelSplats, shape: tuple[int, int], K: np.ndarray) -> np.ndarray:
@@ -159,12 +165,8 @@ def outside_a(splats: PixelSplats, shape: tuple[int, int], K: np.ndarray) -> np.
     the camera, or projecting outside the frame by more than FOOTPRINT_SIGMAS of their projected
     sigmas (a Gaussian near A's camera plane projects far out, its footprint over the photo)."""
     height, width = shape
-    projected = rotate(K, splats.means.astype(np.float64))
-    z = projected[:, 2]
-    in_front = z > 1e-9
-    safe_z = np.where(in_front, z, 1.0)
-    u, v = projected[:, 0] / safe_z, projected[:, 1] / safe_z
-    reach = FOOTPRINT_SIGMAS * float(K[0, 0]) * splats.sigmas / safe_z
+    u, v, z, in_front = project(splats.means, K)
+    reach = FOOTPRINT_SIGMAS * float(K[0, 0]) * splats.sigmas / z
     away = (u < -0.5 - reach) | (u > width - 0.5 + reach)
     away |= (v < -0.5 - reach) | (v > height - 0.5 + reach)
     return ~in_front | away
@@ -177,13 +179,8 @@ def uncovered(
     view 0's surface is stretched (grazing or nearer to view 1) or its depth is noisy, its
     Gaussians leave cracks there, and view 1's own Gaussians must fill them."""
     points = rotate(R, means_a.astype(np.float64)) + t
-    projected = rotate(K, points)
-    z = projected[:, 2]
-    in_front = z > 1e-9
-    u = np.round(projected[:, 0] / np.where(in_front, z, 1.0))
-    v = np.round(projected[:, 1] / np.where(in_front, z, 1.0))
-    inside = in_front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    index = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
+    rows, cols, inside, _, _ = pixel_of(points, K, width, height)
+    index = rows[inside] * width + cols[inside]
     return np.bincount(index, minlength=width * height) == 0
 
 
