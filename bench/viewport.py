@@ -48,6 +48,8 @@ from videoscene_protocol import cameras  # the same module the add-on vendors
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from blender_cameras import blender_camera, halfway, reference_cameras  # noqa: E402
+
 from blender_addon import compat, display  # noqa: E402
 from blender_addon.display import modifier, solid  # noqa: E402
 from blender_addon.importers.ply import splat_arrays_from_ply  # noqa: E402
@@ -58,31 +60,6 @@ WIDTH, HEIGHT = 320, 240
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10.0 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
-
-
-PLY_COMMENT = b"comment videoscene "  # the backend's scene.ply header (backend/scene/ply.py)
-
-
-def reference_cameras(scene_dir: Path) -> list[dict]:
-    """Reference cameras 0 and 1 from the scene.ply header, K scaled to WIDTH x HEIGHT."""
-    with open(scene_dir / "scene.ply", "rb") as file:
-        header = file.read(1 << 20).split(b"end_header")[0]
-    line = next(row for row in header.splitlines() if row.startswith(PLY_COMMENT))
-    scaled = []
-    for camera in json.loads(line[len(PLY_COMMENT) :])["reference_cameras"]:
-        K = np.array(camera["K"], dtype=np.float64)
-        K[0] *= WIDTH / camera["width"]
-        K[1] *= HEIGHT / camera["height"]
-        scaled.append({"c2w": camera["c2w"], "K": K.tolist(), "width": WIDTH, "height": HEIGHT})
-    return scaled
-
-
-def halfway(first: dict, second: dict) -> dict:
-    """The flythrough's middle camera: positions averaged, rotations slerped half way."""
-    a, b = Matrix(first["c2w"]), Matrix(second["c2w"])
-    rotation = a.to_quaternion().slerp(b.to_quaternion(), 0.5).to_matrix().to_4x4()
-    rotation.translation = (a.translation + b.translation) / 2
-    return {**first, "c2w": [list(row) for row in rotation]}
 
 
 def backend_render(scene_dir: Path, cameras_: list[dict], folder: Path) -> np.ndarray:
@@ -101,21 +78,6 @@ def save_png(image: np.ndarray, path: Path) -> None:
 def photo_a(path: Path) -> np.ndarray:
     image = Image.open(path).convert("RGB").resize((WIDTH, HEIGHT), Image.LANCZOS)
     return np.asarray(image, dtype=np.float32) / 255.0
-
-
-def blender_camera(camera: dict) -> bpy.types.Object:
-    scene = bpy.context.scene
-    obj = bpy.data.objects.new("Camera 0", bpy.data.cameras.new("Camera 0"))
-    scene.collection.objects.link(obj)
-    obj.matrix_world = Matrix(cameras.opencv_to_blender_c2w(np.array(camera["c2w"])).tolist())
-    params = cameras.blender_from_intrinsics(np.array(camera["K"]), WIDTH, HEIGHT)
-    obj.data.lens, obj.data.sensor_fit = params.lens_mm, params.sensor_fit
-    obj.data.sensor_width, obj.data.sensor_height = params.sensor_width_mm, params.sensor_height_mm
-    obj.data.shift_x, obj.data.shift_y = params.shift_x, params.shift_y
-    scene.camera = obj
-    scene.render.resolution_x, scene.render.resolution_y = WIDTH, HEIGHT
-    scene.render.resolution_percentage = 100
-    return obj
 
 
 def spheres_baseline(obj: bpy.types.Object, arrays: dict) -> None:
@@ -222,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.out or Path(tempfile.mkdtemp(prefix="viewport-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    camera, second = reference_cameras(args.scene)[:2]
+    camera, second = reference_cameras(args.scene / "scene.ply", WIDTH, HEIGHT)[:2]
     middle = halfway(camera, second)
     reference, reference_middle = backend_render(args.scene, [camera, middle], folder)
     photo = photo_a(args.photo)
@@ -233,7 +195,7 @@ def main() -> None:
     scene.world = None
     arrays = splat_arrays_from_ply(args.scene / "scene.ply")
     obj = import_splat(bpy.context, arrays, None, scene.collection, native=False)
-    blender_camera(camera)
+    blender_camera(camera, "Camera 0")
     scene.render.engine = "CYCLES"
     cycles = scene.cycles
     cycles.device, cycles.samples, cycles.use_denoising = "CPU", 1, False

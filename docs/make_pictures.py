@@ -32,7 +32,6 @@ SAMPLES = ROOT / "samples"
 WIDTH, HEIGHT = 320, 240
 ANIMATION_BUDGET = 1_000_000
 TOTAL_BUDGET = 3_000_000
-PLY_COMMENT = b"comment videoscene "  # the backend's scene.ply header (backend/scene/ply.py)
 BLENDER_PYTHONS = (".venv-bpy5.3/bin/python", ".venv-bpy5.2/bin/python", ".venv/bin/python")
 
 
@@ -47,37 +46,16 @@ def default_blender_python() -> Path | None:
 # --- step 2: inside Blender's Python ------------------------------------------------------------
 
 
-def reference_cameras(ply: Path) -> list[dict]:
-    """The two photos' cameras from the scene.ply header, K scaled to WIDTH x HEIGHT."""
+def off_path(middle: dict, first: dict, second: dict) -> dict:
+    """A camera off the path: stepped back and up from the flythrough's middle camera and turned
+    past photo B's edge."""
     import numpy as np
 
-    with open(ply, "rb") as file:
-        header = file.read(1 << 20).split(b"end_header")[0]
-    line = next(row for row in header.splitlines() if row.startswith(PLY_COMMENT))
-    scaled = []
-    for camera in json.loads(line[len(PLY_COMMENT) :])["reference_cameras"]:
-        K = np.array(camera["K"], dtype=np.float64)
-        K[0] *= WIDTH / camera["width"]
-        K[1] *= HEIGHT / camera["height"]
-        scaled.append({"c2w": np.array(camera["c2w"], dtype=np.float64), "K": K})
-    return scaled
-
-
-def middle_and_off_path(first: dict, second: dict) -> tuple[dict, dict]:
-    """The flythrough's middle camera (positions averaged, rotations slerped half way), and a
-    camera off the path: stepped back and up from it and turned past photo B's edge."""
-    import numpy as np
-    from mathutils import Matrix
-
-    a, b = Matrix(first["c2w"].tolist()), Matrix(second["c2w"].tolist())
-    rotation = a.to_quaternion().slerp(b.to_quaternion(), 0.5).to_matrix()
-    c2w = np.eye(4)
-    c2w[:3, :3] = np.array(rotation)
-    c2w[:3, 3] = (first["c2w"][:3, 3] + second["c2w"][:3, 3]) / 2
-    middle = {"c2w": c2w, "K": first["K"]}
-    baseline = float(np.linalg.norm(second["c2w"][:3, 3] - first["c2w"][:3, 3]))
+    c2w = np.array(middle["c2w"], dtype=np.float64)
+    start, end = (np.array(c["c2w"], dtype=np.float64)[:3, 3] for c in (first, second))
+    baseline = float(np.linalg.norm(end - start))
     turn = math.radians(15.0)  # about the camera's own y (OpenCV: down), towards photo B's side
-    side = np.sign(float((second["c2w"][:3, 3] - first["c2w"][:3, 3]) @ c2w[:3, 0])) or 1.0
+    side = np.sign(float((end - start) @ c2w[:3, 0])) or 1.0
     yaw = np.array(
         [
             [math.cos(turn), 0.0, side * math.sin(turn)],
@@ -89,26 +67,7 @@ def middle_and_off_path(first: dict, second: dict) -> tuple[dict, dict]:
     off[:3, :3] = c2w[:3, :3] @ yaw
     # back along the view, up (OpenCV y points down) and sideways beyond photo B
     off[:3, 3] = c2w[:3, 3] + c2w[:3, :3] @ np.array([0.6 * side, -0.4, -1.5]) * baseline
-    return middle, {"c2w": off, "K": first["K"]}
-
-
-def blender_camera(camera: dict):
-    import bpy
-    from mathutils import Matrix
-    from videoscene_protocol import cameras
-
-    scene = bpy.context.scene
-    obj = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    scene.collection.objects.link(obj)
-    obj.matrix_world = Matrix(cameras.opencv_to_blender_c2w(camera["c2w"]).tolist())
-    params = cameras.blender_from_intrinsics(camera["K"], WIDTH, HEIGHT)
-    obj.data.lens, obj.data.sensor_fit = params.lens_mm, params.sensor_fit
-    obj.data.sensor_width, obj.data.sensor_height = params.sensor_width_mm, params.sensor_height_mm
-    obj.data.shift_x, obj.data.shift_y = params.shift_x, params.shift_y
-    scene.camera = obj
-    scene.render.resolution_x, scene.render.resolution_y = WIDTH, HEIGHT
-    scene.render.resolution_percentage = 100
-    return obj
+    return {**middle, "c2w": off.tolist()}
 
 
 def fresh_scene_with_splat(ply: Path, camera: dict):
@@ -116,7 +75,9 @@ def fresh_scene_with_splat(ply: Path, camera: dict):
     backend (the panel's Match the Backend button)."""
     import bpy
 
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+    from blender_cameras import blender_camera
+
     from blender_addon import display
     from blender_addon.importers.ply import splat_arrays_from_ply
     from blender_addon.importers.splat import import_splat
@@ -158,8 +119,12 @@ def blender_part(run: Path, out: Path, eevee_samples: int, cycles_samples: int) 
     from blender_addon import compat, display
     from blender_addon.display import solid
 
-    first, second = reference_cameras(run / "scene.ply")[:2]
-    middle, off_path = middle_and_off_path(first, second)
+    sys.path.insert(0, str(ROOT / "bench"))  # blender_cameras.py
+    from blender_cameras import halfway, reference_cameras
+
+    first, second = reference_cameras(run / "scene.ply", WIDTH, HEIGHT)[:2]
+    middle = halfway(first, second)
+    off = off_path(middle, first, second)
     seconds = {"blender": bpy.app.version_string}
 
     obj = fresh_scene_with_splat(run / "scene.ply", middle)
@@ -178,7 +143,7 @@ def blender_part(run: Path, out: Path, eevee_samples: int, cycles_samples: int) 
     seconds["solid"] = render_still(out / "solid.png")
 
     for name, ply in (("prior", run / "scene.ply"), ("fitted", run / "scene_fitted.ply")):
-        obj = fresh_scene_with_splat(ply, off_path)
+        obj = fresh_scene_with_splat(ply, off)
         use_cycles(cycles_samples)
         seconds[f"{name}_gaussians"] = len(obj.data.points) if obj.type == "POINTCLOUD" else None
         seconds[name] = render_still(out / f"{name}_off_path.png")
