@@ -17,7 +17,8 @@ the baseline to SfM's. Then:
 - held-out: the scene rendered at M's SfM camera (its K and size), PSNR and SSIM over all
   pixels (black counts as wrong) and over covered pixels (alpha > 0.5);
 - photo A: the scene rendered at its own reference camera 0 against the photo it was built
-  from (PSNR, all pixels);
+  from (PSNR, all pixels); photo B the same at camera 1 (as built: the end of a path from A to
+  B, the last frame the video model is conditioned on);
 - nearest photo: photo A itself scored against M (what showing the nearest photo would give).
 
 Lens distortion. The truth camera is SfM's SIMPLE_RADIAL (paraxial focal f, one radial term
@@ -180,9 +181,11 @@ def evaluate(prior_class, set_name: str, poses: dict, triple: list[str]) -> dict
     )
     if result["psnr_heldout_covered"] is not None:
         result["psnr_heldout_covered"] = round(result["psnr_heldout_covered"], 2)
-    camera = scene.reference_cameras[0]
-    own, _ = render_at(scene, camera.c2w, camera.K, camera.width, camera.height)
-    result["psnr_a"] = round(psnr(own, scene.reference_images[0]), 2)
+    for key, camera, photo in zip(
+        ("psnr_a", "psnr_b"), scene.reference_cameras, scene.reference_images, strict=True
+    ):
+        own, _ = render_at(scene, camera.c2w, camera.K, camera.width, camera.height)
+        result[key] = round(psnr(own, photo), 2)
     result["meta"] = {
         k: scene.meta.get(k)
         for k in ("matched_fraction", "inliers", "disparity_search", "mode", "gaussians_a")
@@ -224,6 +227,7 @@ def summary(rows: list[dict]) -> dict:
         "ssim_heldout_covered",
         "coverage_heldout",
         "psnr_a",
+        "psnr_b",
         "nearest_psnr",
         "nearest_ssim",
     )

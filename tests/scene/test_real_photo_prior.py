@@ -77,6 +77,25 @@ def test_photo_a_is_unchanged_by_photo_b_gaussians() -> None:
     assert _psnr(full, alone) >= 38.0  # B only shows through the 0.1-10 % that A lets pass
 
 
+def test_camera_b_sees_photo_b_and_camera_a_still_photo_a() -> None:
+    """Seen from B's camera the scene takes on photo B's look where photo A's Gaussians are
+    (view_colours.py: 12.0 -> 15.6 dB against photo B here; photo A's tree, which photo B does
+    not show, fades into B's sky); camera A's view is the same as with photo A's colours alone."""
+    photos = [_photo("sceaux/images/100_7100.jpg"), _photo("sceaux/images/100_7102.jpg")]
+    scene = StereoPrior().build(photos, SCEAUX_FOV, _noop, _noop)
+    assert scene.sh.shape[1] == 4 and scene.meta["gaussians_coloured_from_b"] > 0
+    colours_a_only = scene.take(np.arange(scene.num_gaussians))
+    colours_a_only.sh = scene.sh[:, :1].clone()
+    seen = {}
+    for index, camera in enumerate(scene.reference_cameras):
+        for name, candidate in (("both", scene), ("a_only", colours_a_only)):
+            image, _ = _render(candidate, camera.c2w, camera.K, camera.width, camera.height)
+            seen[index, name] = image
+    assert np.abs(seen[0, "both"].astype(int) - seen[0, "a_only"]).max() <= 2
+    photo_b = scene.reference_images[1]
+    assert _psnr(seen[1, "both"], photo_b) >= _psnr(seen[1, "a_only"], photo_b) + 2.0
+
+
 def test_a_convergent_pair_builds() -> None:
     """A facade seen from two angles 4 degrees apart in rotation, a wide step: today's block
     matching found depth for 1% of it and the build was refused."""

@@ -27,7 +27,7 @@ import torch
 from videoscene_protocol.errors import ErrorCode, VideoSceneError
 from videoscene_protocol.params import BUILD_SCENE
 
-from ...scene.gaussians import PLACEHOLDERS_META, SH_C0, GaussianScene, PinholeCamera
+from ...scene.gaussians import PLACEHOLDERS_META, GaussianScene, PinholeCamera
 from ..base import CancelCheck, ProgressFn
 from .backdrop import background_layer
 from .colours import fit_colours
@@ -50,6 +50,7 @@ from .splats import (
     view_splats,
 )
 from .stitch import stitched_pair
+from .view_colours import change_seen_from_b, two_view_sh
 
 FOV_PARAM = BUILD_SCENE["fov_deg"]  # its range and the value assumed when it is unknown
 ASSUMED_FOV_DEG = FOV_PARAM.manual_default
@@ -154,10 +155,27 @@ class StereoPrior:
         splats = everything.take(keep)
         part_of = np.repeat(np.arange(len(parts)), [len(p.means) for p in parts])[keep]
         kept = np.bincount(part_of, minlength=len(parts))
-        scene = _scene(splats)
         c2w1 = np.eye(4)
         c2w1[:3, :3] = pose.R.T
         c2w1[:3, 3] = -pose.R.T @ pose.t
+        change = change_seen_from_b(
+            splats.means,
+            splats.colours,
+            splats.opacities > 0.5,
+            left,
+            right,
+            pair.right_valid,
+            K_cv,
+            pose.R,
+            pose.t,
+        )
+        # photo B's own Gaussians (its band and what photo A does not show) have its colours
+        from_b = np.repeat(
+            [False, False, True, True, False],
+            [len(p.means) for p in (splats_a, beyond_a, beyond_b, splats_b, behind_edges)],
+        )[keep]
+        change[from_b] = 0.0
+        scene = _scene(splats, two_view_sh(splats.means, splats.colours, change, c2w1[:3, 3]))
         own_height, own_width = pair.own_right.shape[:2]
         scene.reference_cameras = [  # each photo's own intrinsics and size
             PinholeCamera(np.eye(4), K, width, height),
@@ -184,6 +202,8 @@ class StereoPrior:
             **dict(zip(PLACEHOLDERS_META, (count_a, count_a + int(kept[1])), strict=True)),
             "gaussians_b_disoccluded": int(kept[2]),
             "gaussians_behind_edges": int(kept[3]),
+            # seen from camera B these take on photo B's look (view_colours.py)
+            "gaussians_coloured_from_b": int(np.any(change != 0, axis=1).sum()),
             **build_meta,
         }
         progress("prior", 1.0, f"{scene.num_gaussians} Gaussians")
@@ -297,7 +317,8 @@ def opencv_intrinsics(K: np.ndarray) -> np.ndarray:
     return shifted
 
 
-def _scene(splats: PixelSplats) -> GaussianScene:
+def _scene(splats: PixelSplats, sh: np.ndarray) -> GaussianScene:
+    """The scene of the splats, with their spherical harmonics (N, K, 3)."""
     n = len(splats.means)
     quats = np.zeros((n, 4), np.float32)
     quats[:, 0] = 1.0
@@ -306,5 +327,5 @@ def _scene(splats: PixelSplats) -> GaussianScene:
         quats=torch.from_numpy(quats),
         scales=torch.from_numpy(np.repeat(splats.sigmas[:, None], 3, axis=1)),
         opacities=torch.from_numpy(splats.opacities),
-        sh=torch.from_numpy(((splats.colours - 0.5) / SH_C0)[:, None, :].astype(np.float32)),
+        sh=torch.from_numpy(sh),
     )
