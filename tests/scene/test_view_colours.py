@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from gsplat.cuda._torch_impl import _spherical_harmonics
+from videoscene_backend.priors.stereo.splats import project
 from videoscene_backend.priors.stereo.view_colours import (
     MAX_CHANGE,
     change_seen_from_b,
@@ -68,7 +69,7 @@ def test_colours_are_taken_where_the_photo_shows_the_point() -> None:
             [40.0, 0.0, 5.0],  # outside the photo
         ]
     )
-    colours, seen = colours_seen(points, photo, valid, K)
+    colours, seen = colours_seen(project(points, K), photo, valid)
     assert seen.tolist() == [True, True, True, False, False, False]
     np.testing.assert_allclose(colours[1], [1.0, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(colours[2], [0.0, 0.0, 0.0], atol=1e-6)
@@ -79,10 +80,15 @@ def test_a_point_hidden_behind_an_opaque_one_is_not_seen() -> None:
     points = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 5.0], [0.12, 0.0, 5.0], [1.0, 0.0, 5.0]])
     opaque = np.array([True, True, True, True])
     # the second and third lie behind the first (the third one pixel beside it: the 3x3 rule)
-    assert nearest_in_front(points, opaque, K, (40, 60)).tolist() == [True, False, False, True]
+    assert nearest_in_front(project(points, K), opaque, (40, 60)).tolist() == [
+        True,
+        False,
+        False,
+        True,
+    ]
     # a see-through point in front hides nothing (and is seen itself)
     see_through = np.array([False, True, True, True])
-    assert nearest_in_front(points, see_through, K, (40, 60)).all()
+    assert nearest_in_front(project(points, K), see_through, (40, 60)).all()
 
 
 def test_the_change_is_photo_b_minus_photo_a_where_b_sees_the_point() -> None:

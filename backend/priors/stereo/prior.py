@@ -147,14 +147,15 @@ class StereoPrior:
             pair.right_valid,
         )
         beyond_b = beyond_b.take(outside_a(beyond_b, depth_a.shape, K_cv))
-        beyond = PixelSplats.concatenate([beyond_a, beyond_b])
-        # kept in this order of priority: the coarse band is cheap and fills the most
-        parts = [splats_a, beyond, splats_b, behind_edges]
-        everything = PixelSplats.concatenate(parts)
-        keep = cap_index(everything.confidence, len(splats_a.means) + len(beyond.means))
+        # A, A's band, B's band, B, behind A's edges: kept in this order of priority (the coarse
+        # band is cheap and fills the most)
+        pieces = (splats_a, beyond_a, beyond_b, splats_b, behind_edges)
+        sizes = [len(p.means) for p in pieces]
+        everything = PixelSplats.concatenate(list(pieces))
+        keep = cap_index(everything.confidence, sum(sizes[:3]))
         splats = everything.take(keep)
-        part_of = np.repeat(np.arange(len(parts)), [len(p.means) for p in parts])[keep]
-        kept = np.bincount(part_of, minlength=len(parts))
+        piece_of = np.repeat(np.arange(len(pieces)), sizes)[keep]  # each kept Gaussian's source
+        kept = np.bincount(piece_of, minlength=len(pieces))
         c2w1 = np.eye(4)
         c2w1[:3, :3] = pose.R.T
         c2w1[:3, 3] = -pose.R.T @ pose.t
@@ -170,11 +171,7 @@ class StereoPrior:
             pose.t,
         )
         # photo B's own Gaussians (its band and what photo A does not show) have its colours
-        from_b = np.repeat(
-            [False, False, True, True, False],
-            [len(p.means) for p in (splats_a, beyond_a, beyond_b, splats_b, behind_edges)],
-        )[keep]
-        change[from_b] = 0.0
+        change[np.isin(piece_of, (2, 3))] = 0.0
         scene = _scene(splats, two_view_sh(splats.means, splats.colours, change, c2w1[:3, 3]))
         own_height, own_width = pair.own_right.shape[:2]
         scene.reference_cameras = [  # each photo's own intrinsics and size
@@ -198,10 +195,12 @@ class StereoPrior:
             "far_fraction": round(float(np.mean(splats_a.far)), 4),
             "mean_confidence": round(float(np.mean(splats_a.confidence)), 4),
             "gaussians_a": count_a,
-            "gaussians_beyond_frame": int(kept[1]),
-            **dict(zip(PLACEHOLDERS_META, (count_a, count_a + int(kept[1])), strict=True)),
-            "gaussians_b_disoccluded": int(kept[2]),
-            "gaussians_behind_edges": int(kept[3]),
+            "gaussians_beyond_frame": int(kept[1] + kept[2]),
+            **dict(
+                zip(PLACEHOLDERS_META, (count_a, count_a + int(kept[1] + kept[2])), strict=True)
+            ),
+            "gaussians_b_disoccluded": int(kept[3]),
+            "gaussians_behind_edges": int(kept[4]),
             # seen from camera B these take on photo B's look (view_colours.py)
             "gaussians_coloured_from_b": int(np.any(change != 0, axis=1).sum()),
             **build_meta,

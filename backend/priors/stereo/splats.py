@@ -130,9 +130,17 @@ def pixel_of(points: np.ndarray, K: np.ndarray, width: int, height: int) -> tupl
     """The pixel each point projects to (rows, cols, clipped to the image), whether it lies
     inside the image and in front of the camera, its depth z and whether it is in front."""
     u, v, z, in_front = project(points, K)
+    return (*pixel_at(u, v, in_front, width, height), z, in_front)
+
+
+def pixel_at(
+    u: np.ndarray, v: np.ndarray, in_front: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, ...]:
+    """The pixel at projected coordinates u, v (rows, cols, clipped to the image) and whether
+    it lies inside the image and in front of the camera."""
     cols, rows = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
     inside = in_front & (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside, z, in_front
+    return np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1), inside
 
 
 def disoccluded(

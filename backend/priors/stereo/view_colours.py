@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ...scene.gaussians import SH_C0
-from .splats import pixel_of, project, rotate
+from .splats import pixel_at, project, rotate
 
 # gsplat's degree-1 constant: colour += SH_C1 * (-y * sh1 + z * sh2 - x * sh3) for the unit
 # direction (x, y, z) from the camera to the Gaussian.
@@ -65,29 +65,31 @@ def sample_bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarr
 
 
 def colours_seen(
-    points: np.ndarray, photo: np.ndarray, valid: np.ndarray, K: np.ndarray
+    projected: tuple[np.ndarray, ...], photo: np.ndarray, valid: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's colour (0-1) at each point's projection (points in the photo's camera frame,
-    K in OpenCV's convention) and where the photo shows it (in front, inside, valid)."""
-    u, v, _, in_front = project(points, K)
+    """The photo's colour (0-1) at each point's projection (`project`'s u, v, z, in_front in
+    the photo's camera, OpenCV's convention) and where the photo shows it (in front, inside,
+    valid)."""
+    u, v, _, in_front = projected
     height, width = valid.shape
-    seen = in_front & (u >= 0) & (v >= 0) & (u <= width - 1) & (v <= height - 1)
-    rows = np.clip(np.round(v).astype(np.int64), 0, height - 1)
-    cols = np.clip(np.round(u).astype(np.int64), 0, width - 1)
-    seen &= valid[rows, cols]
-    colours = np.zeros((len(points), 3), np.float32)
+    rows, cols, inside = pixel_at(u, v, in_front, width, height)
+    # bilinear sampling needs both neighbours inside
+    seen = inside & valid[rows, cols] & (u >= 0) & (v >= 0) & (u <= width - 1) & (v <= height - 1)
+    colours = np.zeros((len(u), 3), np.float32)
     colours[seen] = sample_bilinear(photo.astype(np.float32) / 255.0, u[seen], v[seen])
     return colours, seen
 
 
 def nearest_in_front(
-    points: np.ndarray, opaque: np.ndarray, K: np.ndarray, shape: tuple[int, int]
+    projected: tuple[np.ndarray, ...], opaque: np.ndarray, shape: tuple[int, int]
 ) -> np.ndarray:
-    """Whether each point (camera frame) is at most DEPTH_TOLERANCE behind the nearest opaque
-    point on its pixel (a z-buffer of the points themselves, each pixel's depth the nearest of
-    its 3x3 neighbourhood so that the gaps between points do not let hidden ones through)."""
+    """Whether each point (`project`'s u, v, z, in_front) is at most DEPTH_TOLERANCE behind the
+    nearest opaque point on its pixel (a z-buffer of the points themselves, each pixel's depth
+    the nearest of its 3x3 neighbourhood so that the gaps between points do not let hidden ones
+    through)."""
+    u, v, z, in_front = projected
     height, width = shape
-    rows, cols, inside, z, _ = pixel_of(points, K, width, height)
+    rows, cols, inside = pixel_at(u, v, in_front, width, height)
     buffer = np.full(shape, np.inf)
     front = inside & opaque
     np.minimum.at(buffer, (rows[front], cols[front]), z[front])
@@ -111,12 +113,10 @@ def change_seen_from_b(
     (its colour where photo A does not show it); zero where photo B does not see it. photo_b is
     photo B in a camera at B's pose with photo A's K (OpenCV convention), x_B = R x_A + t."""
     low_a, low_b = (cv2.GaussianBlur(p, (0, 0), LOW_PASS_SIGMA_PX) for p in (photo_a, photo_b))
-    in_b = rotate(R, means.astype(np.float64)) + t
-    seen_b, seen = colours_seen(in_b, low_b, valid_b, K)
-    seen &= nearest_in_front(in_b, opaque, K, valid_b.shape)
-    seen_a, in_a = colours_seen(
-        means.astype(np.float64), low_a, np.ones(photo_a.shape[:2], bool), K
-    )
+    in_b = project(rotate(R, means.astype(np.float64)) + t, K)
+    seen_b, seen = colours_seen(in_b, low_b, valid_b)
+    seen &= nearest_in_front(in_b, opaque, valid_b.shape)
+    seen_a, in_a = colours_seen(project(means, K), low_a, np.ones(photo_a.shape[:2], bool))
     seen_a[~in_a] = colours[~in_a]
     return np.where(seen[:, None], seen_b - seen_a, 0.0).astype(np.float32)
 
